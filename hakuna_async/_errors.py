@@ -182,7 +182,9 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 _ADVICE: dict[type[APIStatusError], str] = {
-    BadRequestError: "Fix the request as the validation errors say; retrying it unchanged will fail again.",
+    BadRequestError: (
+        "Fix the request as the validation errors say; retrying it unchanged will fail again."
+    ),
     AuthenticationError: (
         "Check the API key (HAKUNA_API_KEY) and that it belongs to this environment: "
         "sandbox and production keys differ."

@@ -18,7 +18,15 @@ from typing import Any
 import msgspec
 
 from ._errors import FieldError, RequestValidationError
-from .models import EVENT_TYPES, Cart, CartCheckout, Event, LineItem, OrderPlaced, OrderPlacedPayload
+from .models import (
+    EVENT_TYPES,
+    Cart,
+    CartCheckout,
+    Event,
+    LineItem,
+    OrderPlaced,
+    OrderPlacedPayload,
+)
 
 __all__ = [
     "event_rule_errors",
@@ -133,7 +141,8 @@ def prepare_event(event: Any) -> tuple[Any, bytes]:
     else:
         raise TypeError(
             f"Expected an event Struct (OrderPlaced, LineItemsFulfilled, LineItemsRefunded, "
-            f"LineItemsCancelled or OrderCancelled), a dict or JSON bytes, got {type(event).__name__}."
+            "LineItemsCancelled or OrderCancelled), a dict or JSON bytes, "
+            f"got {type(event).__name__}."
         )
 
     rule_errors = event_rule_errors(decoded)
@@ -143,12 +152,19 @@ def prepare_event(event: Any) -> tuple[Any, bytes]:
 
 
 def prepare_body(model: Any, value: Any, what: str) -> bytes:
-    """Validate a request body for ``model`` and return the bytes to send."""
+    """Validate a request body for ``model`` and return the bytes to send.
+
+    ``value`` is a ``model`` instance, a mapping with the same shape, or JSON bytes.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview, str)):
+        return _encoder.encode(_decode(model, value, what))
     if isinstance(value, Mapping):
         decoded = _decode(model, _encode_mapping(value, what), what)
         return _encoder.encode(decoded)
     if not isinstance(value, model):
-        raise TypeError(f"Expected a {model.__name__} or a dict for the {what}, got {type(value).__name__}.")
+        raise TypeError(
+            f"Expected a {model.__name__} or a dict for the {what}, got {type(value).__name__}."
+        )
     body = _encoder.encode(value)
     _decode(model, body, what)
     return body

@@ -21,8 +21,8 @@ from ._schemas import (
     CheckoutType,
     Country,
     Currency,
-    CustomProperties,
     Customer,
+    CustomProperties,
     ErrorDetail,
     ErrorResponse,
     Event,
@@ -46,7 +46,13 @@ from ._schemas import (
 )
 
 #: The five event Structs, in the order of the ``Event`` union.
-EVENT_TYPES = (OrderPlaced, LineItemsFulfilled, LineItemsRefunded, LineItemsCancelled, OrderCancelled)
+EVENT_TYPES = (
+    OrderPlaced,
+    LineItemsFulfilled,
+    LineItemsRefunded,
+    LineItemsCancelled,
+    OrderCancelled,
+)
 
 __all__ = [
     "EVENT_TYPES",

@@ -1,0 +1,386 @@
+"""``HakunaClient``: configuration, the retry loop, and error mapping for every call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import warnings
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+
+from . import __version__
+from ._config import DEFAULT_TIMEOUT, Timeout, check_header_value, resolve_api_key, resolve_base_url
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    FieldError,
+    RateLimitError,
+    RequestValidationError,
+    describe_status_error,
+    error_class_for_status,
+)
+from ._logging import configure_from_environment, logger
+from ._retry import RetryPolicy, parse_retry_after
+from ._transport import HTTPResponse, Transport
+from .models import ErrorResponse, Operation
+from .resources import Carts, Checkouts, Events, Orders, Plans
+
+__all__ = ["APIResponseValidationError", "HakunaClient"]
+
+API_VERSION = "v2.0"
+IDEMPOTENCY_HEADER = "Hakuna-Idempotency-Key"
+
+T = TypeVar("T")
+
+_error_decoder = msgspec.json.Decoder(ErrorResponse)
+_MAX_ERROR_BODY = 4096
+
+
+class APIResponseValidationError(APIError):
+    """Hakuna answered 2xx with a body that does not match the expected model."""
+
+
+class HakunaClient:
+    """An asyncio client for the Hakuna API v2.0.
+
+    Create one per process (or per event loop) and reuse it; it keeps a pool of
+    connections::
+
+        async with HakunaClient(environment="sandbox") as client:
+            accepted = await client.events.publish(event)
+
+    Parameters (all keyword-only but ``api_key``):
+
+    - ``api_key``: defaults to ``HAKUNA_API_KEY``; a missing key raises
+      ``ConfigurationError`` here, not a 401 later.
+    - ``environment``: ``"production"`` (default) or ``"sandbox"``; defaults to
+      ``HAKUNA_ENVIRONMENT``.
+    - ``base_url``: overrides the environment (also ``HAKUNA_BASE_URL``), for example a
+      local ``SandboxServer``'s ``url``. Plain ``http://`` is refused for non-loopback
+      hosts unless ``allow_insecure_http=True``.
+    - ``timeout``: a ``Timeout`` or a number of seconds for a whole call; the default
+      is ``Timeout()``: 10 s to connect, 30 s per read, 90 s per call.
+    - ``max_retries``: retries after the first attempt (default 2); ``retry_policy``
+      sets the waits too.
+    - ``connection_limit``: maximum open connections (default 100).
+
+    Raise ``ConfigurationError`` for a missing or unsafe setting.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        environment: str | None = None,
+        base_url: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        connection_limit: int = 100,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        configure_from_environment()
+        self._api_key = resolve_api_key(api_key)
+        self.base_url = resolve_base_url(
+            base_url, environment, allow_insecure_http=allow_insecure_http
+        )
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else Timeout.of(timeout)
+        self.retry_policy = (retry_policy or RetryPolicy()).with_max_retries(max_retries)
+        self._transport = Transport(connection_limit=connection_limit)
+
+        # Built once: every request copies this dict at most once.
+        self._headers: dict[str, str] = {
+            "Authorization": f"Bearer {self._api_key}",
+            "Hakuna-Version": API_VERSION,
+            "Accept": "application/json",
+            "User-Agent": f"hakuna-async/{__version__}",
+        }
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+
+        self.events = Events(self)
+        self.orders = Orders(self)
+        self.plans = Plans(self)
+        self.carts = Carts(self)
+        self.checkouts = Checkouts(self)
+
+    def __repr__(self) -> str:
+        return f"HakunaClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> HakunaClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool. Safe to call more than once."""
+        await self._transport.close()
+
+    def __del__(self) -> None:
+        # No I/O here: the loop may be gone. Only tell the owner what they forgot.
+        transport = getattr(self, "_transport", None)
+        if transport is not None and transport._session is not None and not transport.closed:
+            warnings.warn(
+                f"{self!r} was not closed; use `async with HakunaClient()` or "
+                "`await client.close()`.",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    async def request(
+        self,
+        operation: Operation,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> Any:
+        """Call ``operation`` with retries and return its decoded 2xx response.
+
+        ``body`` is the already validated JSON body. For operations that take an
+        idempotency key, one is generated when ``idempotency_key`` is ``None``, and
+        the same key is sent with every attempt. Raise an ``APIError`` subclass on
+        failure; ``asyncio.CancelledError`` is never caught.
+        """
+        path = _expand_path(operation, path_params)
+        url = self.base_url + path
+        if query:
+            url += "?" + "&".join(
+                f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in query.items()
+            )
+
+        headers = self._json_headers if body is not None else self._headers
+        key: str | None = None
+        if operation.sends_idempotency_key:
+            if idempotency_key is None:
+                key = str(uuid.uuid4())
+            else:
+                key = check_header_value(IDEMPOTENCY_HEADER, idempotency_key)
+            headers = {**headers, IDEMPOTENCY_HEADER: key}
+
+        call_timeout = self.timeout if timeout is None else Timeout.of(timeout)
+        policy = self.retry_policy.with_max_retries(max_retries)
+        response = await self._send_with_retries(
+            operation.method, path, url, headers, body, key, call_timeout, policy
+        )
+        return self._decode(operation, response, path, key)
+
+    async def _send_with_retries(
+        self,
+        method: str,
+        path: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        key: str | None,
+        timeout: Timeout,
+        policy: RetryPolicy,
+    ) -> HTTPResponse:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout.total
+        attempt = 0
+
+        while True:
+            attempt += 1
+            remaining = deadline - loop.time()
+            attempt_timeout = aiohttp.ClientTimeout(
+                total=remaining, sock_connect=timeout.connect, sock_read=timeout.read
+            )
+            retry_after: float | None = None
+            try:
+                response = await self._transport.request(
+                    method, url, headers=headers, body=body, timeout=attempt_timeout
+                )
+            except TimeoutError:
+                error: APIError = APITimeoutError(
+                    _failure_message(
+                        method, path, key, attempt, _timeout_reason(timeout, remaining)
+                    ),
+                    method=method,
+                    path=path,
+                    idempotency_key=key,
+                    attempts=attempt,
+                )
+            except aiohttp.ClientError as exc:
+                error = APIConnectionError(
+                    _failure_message(
+                        method, path, key, attempt, f"connection error: {_describe(exc)}"
+                    ),
+                    method=method,
+                    path=path,
+                    idempotency_key=key,
+                    attempts=attempt,
+                )
+            else:
+                if response.status < 300:
+                    return response
+                error = _status_error(method, path, key, attempt, response)
+                if not policy.is_retryable_status(response.status):
+                    _log_failure(error)
+                    raise error
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+            if attempt > policy.max_retries:
+                _log_give_up(error, "no retries left")
+                raise error
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                if isinstance(error, RateLimitError):
+                    error.retry_after = retry_after
+                _log_give_up(
+                    error,
+                    f"the server asked to wait {retry_after:.0f}s, more than "
+                    f"max_retry_after={policy.max_retry_after:.0f}s",
+                )
+                raise error
+            wait = policy.wait_before_retry(attempt, retry_after)
+            if loop.time() + wait >= deadline:
+                _log_give_up(error, f"the next attempt would pass the {timeout.total:g}s deadline")
+                raise error
+
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "Retrying %s %s in %.2fs (attempt %d of %d failed: %s); idempotency key %s",
+                    method,
+                    path,
+                    wait,
+                    attempt,
+                    policy.max_retries + 1,
+                    _short_reason(error),
+                    key,
+                )
+            await asyncio.sleep(wait)
+
+    def _decode(
+        self, operation: Operation, response: HTTPResponse, path: str, key: str | None
+    ) -> Any:
+        decoder = self._decoders.get(operation.operation_id)
+        if decoder is None:
+            decoder = msgspec.json.Decoder(operation.response_model)
+            self._decoders[operation.operation_id] = decoder
+        try:
+            return decoder.decode(response.body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise APIResponseValidationError(
+                f"{operation.method} {path} returned HTTP {response.status} with a body that is "
+                f"not a valid {operation.response_model.__name__}: {exc}. "
+                "The API may have changed; "
+                "update hakuna-async or report this.",
+                method=operation.method,
+                path=path,
+                idempotency_key=key,
+            ) from None
+
+
+def _expand_path(operation: Operation, path_params: Mapping[str, str] | None) -> str:
+    if not operation.path_params:
+        return operation.path
+    values: dict[str, str] = {}
+    for name in operation.path_params:
+        value = (path_params or {}).get(name)
+        if not isinstance(value, str) or not value:
+            raise RequestValidationError(
+                f"{name} parameter",
+                [FieldError(name, f"expected a non-empty string, got {value!r}")],
+            )
+        # One path segment, whatever the id contains: "a/b?c" becomes "a%2Fb%3Fc".
+        values[name] = quote(value, safe="")
+    return operation.path.format_map(values)
+
+
+def _status_error(
+    method: str, path: str, key: str | None, attempt: int, response: HTTPResponse
+) -> APIStatusError:
+    error_code: str | None = None
+    validation_errors: list[Any] = []
+    try:
+        detail = _error_decoder.decode(response.body).error
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    else:
+        if isinstance(detail.error_code, str):
+            error_code = detail.error_code
+        if isinstance(detail.validation_errors, list):
+            validation_errors = detail.validation_errors
+
+    error_class = error_class_for_status(response.status)
+    message = describe_status_error(
+        error_class,
+        method=method,
+        path=path,
+        status=response.status,
+        reason=response.reason,
+        error_code=error_code,
+        validation_errors=validation_errors,
+        idempotency_key=key,
+        attempts=attempt,
+    )
+    return error_class(
+        message,
+        method=method,
+        path=path,
+        status=response.status,
+        error_code=error_code,
+        validation_errors=validation_errors,
+        body=response.body[:_MAX_ERROR_BODY],
+        headers=dict(response.headers),
+        idempotency_key=key,
+        attempts=attempt,
+    )
+
+
+def _failure_message(method: str, path: str, key: str | None, attempt: int, reason: str) -> str:
+    label = f"{method} {path}"
+    if key is not None:
+        label += f" (idempotency key {key})"
+    attempts = f" after {attempt} attempts" if attempt > 1 else ""
+    return f"{label} failed{attempts}: {reason}. Check the network and base URL; retrying is safe."
+
+
+def _timeout_reason(timeout: Timeout, remaining: float) -> str:
+    if remaining < min(timeout.connect, timeout.read):
+        return f"the call's {timeout.total:g}s deadline passed"
+    return (
+        f"timed out (connect limit {timeout.connect:g}s, read limit {timeout.read:g}s, "
+        f"deadline {timeout.total:g}s)"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _short_reason(error: APIError) -> str:
+    if isinstance(error, APIStatusError):
+        return f"HTTP {error.status}"
+    if isinstance(error, APITimeoutError):
+        return "timeout"
+    return "connection error"
+
+
+def _log_failure(error: APIError) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s", error)
+
+
+def _log_give_up(error: APIError, why: str) -> None:
+    logger.warning(
+        "Giving up on %s %s after %d attempts (%s): %s; idempotency key %s",
+        error.method,
+        error.path,
+        error.attempts,
+        why,
+        _short_reason(error),
+        error.idempotency_key,
+    )
