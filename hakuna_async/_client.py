@@ -32,7 +32,7 @@ from ._transport import HTTPResponse, Transport
 from .models import ErrorResponse, Operation
 from .resources import Carts, Checkouts, Events, Orders, Plans
 
-__all__ = ["APIResponseValidationError", "HakunaClient"]
+__all__ = ["APIResponseValidationError", "ClientStats", "HakunaClient"]
 
 API_VERSION = "v2.0"
 IDEMPOTENCY_HEADER = "Hakuna-Idempotency-Key"
@@ -41,6 +41,13 @@ T = TypeVar("T")
 
 _error_decoder = msgspec.json.Decoder(ErrorResponse)
 _MAX_ERROR_BODY = 4096
+
+
+class ClientStats(msgspec.Struct):
+    """Counters since the client was created: HTTP requests sent and retries among them."""
+
+    requests: int = 0
+    retries: int = 0
 
 
 class APIResponseValidationError(APIError):
@@ -104,6 +111,7 @@ class HakunaClient:
         }
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        self.stats = ClientStats()
 
         self.events = Events(self)
         self.orders = Orders(self)
@@ -198,6 +206,7 @@ class HakunaClient:
                 total=remaining, sock_connect=timeout.connect, sock_read=timeout.read
             )
             retry_after: float | None = None
+            self.stats.requests += 1
             try:
                 response = await self._transport.request(
                     method, url, headers=headers, body=body, timeout=attempt_timeout
@@ -259,6 +268,7 @@ class HakunaClient:
                     _short_reason(error),
                     key,
                 )
+            self.stats.retries += 1
             await asyncio.sleep(wait)
 
     def _decode(
