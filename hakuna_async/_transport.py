@@ -5,12 +5,13 @@ may be constructed anywhere (at import time, before any loop runs); its session 
 created on the first request, inside the running loop. Later use is checked:
 
 - from the same loop: the session is reused;
-- after that loop was closed (a second ``asyncio.run``): the old session is dropped
-  and a new one is created on the current loop;
+- when that loop shuts down (the end of ``asyncio.run``, or of a test's loop), the
+  session is closed inside it, before the loop closes, and the next request on
+  another loop creates a new one;
 - from another loop while the first one is still open: ``ClientStateError``, because
   aiohttp sessions must not be shared between loops;
-- in a child process after ``fork``: the inherited session is dropped without touching
-  its sockets (they belong to the parent) and a new one is created.
+- in a child process after ``fork``: the inherited session is set aside without
+  touching its sockets (they belong to the parent) and a new one is created.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -41,6 +42,7 @@ def _after_fork_in_child() -> None:
 
 
 _live_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+_sessions_set_aside: list[tuple[aiohttp.ClientSession, AsyncGenerator[None, None] | None]] = []
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
@@ -58,8 +60,7 @@ class HTTPResponse:
 class Transport:
     """Send single HTTP requests; retries and error mapping live in the client.
 
-    ``connection_limit`` bounds the open connections of the pool; ``user_agent`` is
-    sent on every request.
+    ``connection_limit`` bounds the open connections of the pool.
     """
 
     def __init__(self, *, connection_limit: int = 100) -> None:
@@ -68,6 +69,7 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = _fork_generation
         self._closed = False
+        self._shutdown_guard: AsyncGenerator[None, None] | None = None
         _live_transports.add(self)
 
     @property
@@ -89,7 +91,13 @@ class Transport:
         ``TimeoutError`` when a limit of ``timeout`` is hit. The connection goes back
         to the pool, or is closed, before this returns or raises.
         """
-        session = self._session_for_running_loop()
+        session = self._session
+        if (
+            session is None
+            or self._loop is not asyncio.get_running_loop()
+            or (self._generation != _fork_generation)
+        ):
+            session = await self._bind_to_running_loop()
         async with session.request(
             method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
@@ -97,47 +105,65 @@ class Transport:
             return HTTPResponse(response.status, response.reason or "", response.headers, payload)
 
     async def close(self) -> None:
-        """Close the session and its connections. Safe to call more than once."""
+        """Close the session and its connections. Safe to call more than once.
+
+        Raise ``ClientStateError`` when called from another event loop while the
+        loop that owns the session is still open.
+        """
         self._closed = True
-        session, self._session = self._session, None
-        loop, self._loop = self._loop, None
-        if session is None or session.closed:
+        session, loop, guard = self._session, self._loop, self._shutdown_guard
+        if session is None:
             return
         if self._generation != _fork_generation:
+            self._forget_session()
             return
-        if loop is not None and loop is not _running_loop_or_none():
-            if loop.is_closed():
-                _discard_session(session)
-                return
-            raise ClientStateError(
-                "close() was called from another event loop than the one the client "
-                "used; await client.close() in the loop that made the requests."
-            )
+        if loop is not _running_loop_or_none():
+            if loop is not None and not loop.is_closed():
+                raise ClientStateError(
+                    "close() was called from another event loop than the one the client "
+                    "used; await client.close() in the loop that made the requests."
+                )
+            self._abandon_session()
+            return
+
+        self._session, self._loop, self._shutdown_guard = None, None, None
         await session.close()
+        if guard is not None:
+            await guard.aclose()
 
-    def _session_for_running_loop(self) -> aiohttp.ClientSession:
+    async def _bind_to_running_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        session = self._session
-        if session is not None and self._loop is loop and self._generation == _fork_generation:
-            return session
-
+        if self._generation != _fork_generation:
+            self._forget_session()
         if self._closed:
             raise ClientStateError(
                 "The client is closed; create a new HakunaClient (or use `async with`)."
             )
-        if session is not None and self._loop is not loop:
+        if self._session is not None and self._loop is not loop:
             if self._loop is not None and not self._loop.is_closed():
                 raise ClientStateError(
                     "This client is in use by another event loop, which is still open. "
                     "aiohttp sessions cannot be shared between loops: create one client "
                     "per event loop (or per thread)."
                 )
-            _discard_session(session)
+            self._abandon_session()
 
-        self._session = self._new_session()
-        self._loop = loop
-        self._generation = _fork_generation
-        return self._session
+        session = self._new_session()
+        self._session, self._loop, self._generation = session, loop, _fork_generation
+
+        # The loop closes its async generators before it closes itself (asyncio.run
+        # and asyncio.Runner do), which gives this one a chance to close the session
+        # while its connections can still be closed properly.
+        guard = _close_at_loop_shutdown(weakref.ref(self), session)
+        await anext(guard)
+        self._shutdown_guard = guard
+        return session
+
+    async def _close_session_at_shutdown(self, session: aiohttp.ClientSession) -> None:
+        if self._session is session:
+            self._session, self._loop, self._shutdown_guard = None, None, None
+        if not session.closed:
+            await session.close()
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._connection_limit, ttl_dns_cache=300)
@@ -152,10 +178,36 @@ class Transport:
         )
 
     def _forget_session(self) -> None:
-        session, self._session = self._session, None
-        self._loop = None
-        if session is not None:
-            _discard_session(session)
+        """Set aside a session inherited through fork: its sockets belong to the parent."""
+        self._set_aside(mark_closed=False)
+
+    def _abandon_session(self) -> None:
+        """Set aside a session whose loop closed without shutting down its generators."""
+        self._set_aside(mark_closed=True)
+
+    def _set_aside(self, *, mark_closed: bool) -> None:
+        session, guard = self._session, self._shutdown_guard
+        self._session, self._loop, self._shutdown_guard = None, None, None
+        if session is None:
+            return
+        if mark_closed:
+            _mark_closed(session)
+        # Kept referenced, so that no finalizer runs for them: a finalizer would try to
+        # schedule work on a loop that is gone, or close sockets the parent still uses.
+        _sessions_set_aside.append((session, guard))
+
+
+async def _close_at_loop_shutdown(
+    transport_ref: weakref.ref[Transport], session: aiohttp.ClientSession
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        transport = transport_ref()
+        if transport is not None:
+            await transport._close_session_at_shutdown(session)
+        elif not session.closed:
+            await session.close()
 
 
 def _running_loop_or_none() -> asyncio.AbstractEventLoop | None:
@@ -165,17 +217,8 @@ def _running_loop_or_none() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _discard_session(session: aiohttp.ClientSession) -> None:
-    """Let go of a session whose loop is gone (or which a forked child inherited).
-
-    Its connections cannot be closed through the dead loop, and in a forked child
-    they belong to the parent. The session is only marked as handled so that its
-    finalizer does not warn about it; the sockets are released with the objects.
-    """
-    connector: Any = session.connector
-    # NOTE: aiohttp has no public API to abandon a session bound to a closed loop;
-    # detach() marks the session closed without touching the connector, and the
-    # connector is marked closed so that its finalizer stays silent too.
+def _mark_closed(session: aiohttp.ClientSession) -> None:
+    # NOTE: aiohttp has no public API to abandon a session whose loop is closed.
+    # detach() marks the session closed without touching the connector; the pooled
+    # sockets are released only when the process exits.
     session.detach()
-    if connector is not None:
-        connector._closed = True
