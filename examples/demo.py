@@ -39,8 +39,10 @@ COMMAND = [sys.executable, "-m", "hakuna_async"]
 
 def main() -> int:
     events_path, mixed_path = write_sample(OUTPUT, count=SAMPLE_SIZE)
-    print(f"Sample written: {_count_lines(events_path):,} events in {_relative(events_path)}, "
-          f"{_count_lines(mixed_path):,} lines in {_relative(mixed_path)}")
+    print(
+        f"Sample written: {_count_lines(events_path):,} events in {_relative(events_path)}, "
+        f"{_count_lines(mixed_path):,} lines in {_relative(mixed_path)}"
+    )
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -139,11 +141,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def _wait_until_listening(
+    port: int, process: subprocess.Popen[bytes], timeout: float = 15.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"The sandbox exited with status {process.returncode} before listening.")
+            raise SystemExit(
+                f"The sandbox exited with status {process.returncode} before listening."
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return

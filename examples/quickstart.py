@@ -8,7 +8,7 @@ the sandbox and create the client with ``HakunaClient(environment="sandbox")`` a
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hakuna_async import HakunaClient
 from hakuna_async.models import (
@@ -24,7 +24,7 @@ from hakuna_async.testing import SandboxServer
 ORDER = OrderPlaced(
     payload=OrderPlacedPayload(
         order_id="ord-1001",
-        placed_at=datetime(2026, 12, 4, 9, 30, tzinfo=timezone.utc),
+        placed_at=datetime(2026, 12, 4, 9, 30, tzinfo=UTC),
         order_currency="eur",
         customer=Customer(first_name="Max", last_name="Mustermann", email="max@example.com"),
         customer_billing_address=BillingAddress(
@@ -56,19 +56,20 @@ ORDER = OrderPlaced(
 
 
 async def main() -> list[tuple[str, str | None]]:
-    async with SandboxServer() as sandbox:
-        async with HakunaClient(sandbox.api_key, base_url=sandbox.url) as client:
-            accepted = await client.events.publish(ORDER)
-            print(f"published {accepted.event_id}")
+    async with (
+        SandboxServer() as sandbox,
+        HakunaClient(sandbox.api_key, base_url=sandbox.url) as client,
+    ):
+        accepted = await client.events.publish(ORDER)
+        print(f"published {accepted.event_id}")
 
-            connections = await client.orders.plan_connections("ord-1001")
-            pairs = [
-                (c.product_line_item_id, c.plan_line_item_id)
-                for c in connections.plan_connections
-            ]
-            for product_line, plan_line in pairs:
-                print(f"{product_line} is protected by {plan_line}")
-            return pairs
+        connections = await client.orders.plan_connections("ord-1001")
+        pairs = [
+            (c.product_line_item_id, c.plan_line_item_id) for c in connections.plan_connections
+        ]
+        for product_line, plan_line in pairs:
+            print(f"{product_line} is protected by {plan_line}")
+        return pairs
 
 
 if __name__ == "__main__":

@@ -101,9 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=2,
         help="retries per event after the first attempt (default: 2)",
     )
-    publish.add_argument(
-        "--no-progress", action="store_true", help="do not show the progress bar"
-    )
+    publish.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -114,8 +112,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     sandbox.add_argument(
-        "--port", type=_non_negative_int, default=8787, help="TCP port, 0 for any free port "
-        "(default: 8787)"
+        "--port",
+        type=_non_negative_int,
+        default=8787,
+        help="TCP port, 0 for any free port (default: 8787)",
     )
     sandbox.add_argument(
         "--api-key", help="the API key the sandbox accepts (default: the sandbox's built-in key)"
@@ -157,11 +157,14 @@ async def _publish(arguments: argparse.Namespace) -> int:
     line_numbers: dict[int, int] = {}
     results_file: IO[bytes] | None = None
 
+    # NOTE: input and results are read and written with buffered blocking calls on the
+    # loop's thread. That is fast for files; a slow pipe on stdin stalls the requests in
+    # flight while it waits for the next line.
     async with client:
         with contextlib.ExitStack() as stack:
             source = stack.enter_context(_open_input(arguments.file))
             if arguments.results:
-                results_file = stack.enter_context(open(arguments.results, "wb"))
+                results_file = stack.enter_context(open(arguments.results, "wb"))  # noqa: ASYNC230
             progress = stack.enter_context(_Progress(total, enabled=not arguments.no_progress))
 
             lines = _event_lines(source, line_numbers)
@@ -350,8 +353,10 @@ def _serve_sandbox(arguments: argparse.Namespace) -> int:
     try:
         asyncio.run(serve())
     except OSError as error:
-        print(f"hakuna-async: cannot serve on {arguments.host}:{arguments.port}: {error}",
-              file=sys.stderr)
+        print(
+            f"hakuna-async: cannot serve on {arguments.host}:{arguments.port}: {error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

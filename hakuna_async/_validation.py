@@ -46,14 +46,26 @@ _decoders: dict[Any, msgspec.json.Decoder[Any]] = {
 
 # msgspec reports "Expected `int` >= 1 - at `$.payload.line_items[0].quantity`".
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
+_MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`$")
+_EVENT_TAGS = tuple(str(event_type.__struct_config__.tag) for event_type in EVENT_TYPES)
 
 
 def field_error_from(error: msgspec.ValidationError | msgspec.DecodeError) -> FieldError:
-    """Split a msgspec error message into the JSON path and the reason."""
+    """Split a msgspec error message into the JSON path and the reason.
+
+    A missing field is reported at the field's own path, not at its parent object.
+    """
     match = _AT_PATH.match(str(error))
     if match is None:  # pragma: no cover - the pattern matches any string
         return FieldError("$", str(error))
-    return FieldError(match["path"] or "$", match["message"])
+    path, message = match["path"] or "$", match["message"]
+
+    missing = _MISSING_FIELD.match(message)
+    if missing:
+        return FieldError(f"{path}.{missing[1]}", "required field is missing")
+    if path == "$.type" and message.startswith("Invalid value"):
+        return FieldError(path, f"{message}; expected one of: {', '.join(_EVENT_TAGS)}")
+    return FieldError(path, message)
 
 
 def line_item_rule_errors(line_items: list[LineItem], prefix: str) -> list[FieldError]:
@@ -184,8 +196,8 @@ def _decode(model: Any, body: Any, what: str) -> Any:
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         field_error = field_error_from(error)
         found = _value_at(body, field_error.field)
-        if found is not _MISSING:
-            field_error = FieldError(field_error.field, f"{field_error.message}, got {found!r}")
+        if found is not _MISSING and repr(found) not in field_error.message:
+            field_error = FieldError(field_error.field, f"{field_error.message} (value: {found!r})")
         raise RequestValidationError(what, [field_error]) from None
 
 

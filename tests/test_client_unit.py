@@ -47,7 +47,9 @@ def sent(mocked: Any, method: str, url: str) -> list[Any]:
     return mocked.requests.get((method, URL(url)), [])
 
 
-async def test_publish_sends_version_auth_and_json(mocked: Any, client: Any, redoc_order: Any) -> None:
+async def test_publish_sends_version_auth_and_json(
+    mocked: Any, client: Any, redoc_order: Any
+) -> None:
     mocked.post(EVENTS_URL, status=202, payload={"event_id": "evt-1"})
 
     accepted = await client.events.publish(redoc_order)
@@ -87,7 +89,13 @@ async def test_match_sends_every_query_parameter(mocked: Any, client: Any) -> No
     mocked.get(
         pattern,
         payload={
-            "product": {"id": "p", "title": "t", "brand": "b", "price_amount": 1, "price_currency": "eur"},
+            "product": {
+                "id": "p",
+                "title": "t",
+                "brand": "b",
+                "price_amount": 1,
+                "price_currency": "eur",
+            },
             "plans": [],
         },
     )
@@ -138,21 +146,29 @@ async def test_caller_key_sent_verbatim(mocked: Any, client: Any, redoc_order: A
     ]
 
 
-async def test_separate_calls_get_different_keys(mocked: Any, client: Any, redoc_order: Any) -> None:
+async def test_separate_calls_get_different_keys(
+    mocked: Any, client: Any, redoc_order: Any
+) -> None:
     mocked.post(EVENTS_URL, status=202, payload={"event_id": "a"}, repeat=True)
 
     await client.events.publish(redoc_order)
     await client.events.publish(redoc_order)
 
     calls = sent(mocked, "POST", EVENTS_URL)
-    assert calls[0].kwargs["headers"]["Hakuna-Idempotency-Key"] != calls[1].kwargs["headers"][
-        "Hakuna-Idempotency-Key"
-    ]
+    assert (
+        calls[0].kwargs["headers"]["Hakuna-Idempotency-Key"]
+        != calls[1].kwargs["headers"]["Hakuna-Idempotency-Key"]
+    )
 
 
 @pytest.mark.parametrize(
     ("status", "error_class"),
-    [(400, BadRequestError), (401, AuthenticationError), (404, NotFoundError), (409, ConflictError)],
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (404, NotFoundError),
+        (409, ConflictError),
+    ],
 )
 async def test_client_errors_are_not_retried(
     mocked: Any, client: Any, redoc_order: Any, status: int, error_class: type[Exception]
@@ -180,7 +196,9 @@ async def test_retryable_statuses_use_every_retry(
 
 
 async def test_connection_error_is_retried(mocked: Any, client: Any, redoc_order: Any) -> None:
-    mocked.post(EVENTS_URL, exception=hakuna_async._transport.aiohttp.ClientConnectionError("reset"))
+    mocked.post(
+        EVENTS_URL, exception=hakuna_async._transport.aiohttp.ClientConnectionError("reset")
+    )
     mocked.post(EVENTS_URL, status=202, payload={"event_id": "evt-ok"})
 
     accepted = await client.events.publish(redoc_order)
@@ -209,7 +227,9 @@ async def test_per_call_max_retries_overrides(mocked: Any, client: Any, redoc_or
     assert len(sent(mocked, "POST", EVENTS_URL)) == 1
 
 
-async def test_bad_request_carries_hakuna_details(mocked: Any, client: Any, redoc_order: Any) -> None:
+async def test_bad_request_carries_hakuna_details(
+    mocked: Any, client: Any, redoc_order: Any
+) -> None:
     body = {
         "error": {
             "error_code": "validation_failed",

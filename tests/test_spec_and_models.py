@@ -32,7 +32,12 @@ INFERRED_PATHS = {
     "/carts",
     "/carts/checkout",
 }
-INFERRED_EVENTS = {"LineItemsFulfilled", "LineItemsRefunded", "LineItemsCancelled", "OrderCancelled"}
+INFERRED_EVENTS = {
+    "LineItemsFulfilled",
+    "LineItemsRefunded",
+    "LineItemsCancelled",
+    "OrderCancelled",
+}
 
 
 def test_spec_is_valid_openapi_31(spec: dict[str, Any]) -> None:
@@ -138,10 +143,22 @@ def test_event_round_trip_is_identical(redoc_order: dict[str, Any]) -> None:
     ("change", "field"),
     [
         (lambda e: e["payload"].update(order_currency="EUR"), "$.payload.order_currency"),
-        (lambda e: e["payload"]["line_items"][0].update(quantity=0), "$.payload.line_items[0].quantity"),
-        (lambda e: e["payload"]["line_items"][0].update(price_amount=-1), "$.payload.line_items[0].price_amount"),
-        (lambda e: e["payload"]["line_items"][0].update(price_amount=10.5), "$.payload.line_items[0].price_amount"),
-        (lambda e: e["payload"]["customer_billing_address"].update(country="DE"), "$.payload.customer_billing_address.country"),
+        (
+            lambda e: e["payload"]["line_items"][0].update(quantity=0),
+            "$.payload.line_items[0].quantity",
+        ),
+        (
+            lambda e: e["payload"]["line_items"][0].update(price_amount=-1),
+            "$.payload.line_items[0].price_amount",
+        ),
+        (
+            lambda e: e["payload"]["line_items"][0].update(price_amount=10.5),
+            "$.payload.line_items[0].price_amount",
+        ),
+        (
+            lambda e: e["payload"]["customer_billing_address"].update(country="DE"),
+            "$.payload.customer_billing_address.country",
+        ),
         (lambda e: e["payload"].update(placed_at="2022-02-20T00:00:00"), "$.payload.placed_at"),
         (lambda e: e.update(type="order_shipped"), "$.type"),
     ],
@@ -180,7 +197,9 @@ def test_generated_files_are_marked() -> None:
 
 
 def _load_codegen() -> Any:
-    spec = importlib.util.spec_from_file_location("codegen_generate", ROOT / "codegen" / "generate.py")
+    spec = importlib.util.spec_from_file_location(
+        "codegen_generate", ROOT / "codegen" / "generate.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["codegen_generate"] = module

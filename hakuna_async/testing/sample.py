@@ -1024,7 +1024,7 @@ def invalid_lines(*, seed: int = DEFAULT_SEED) -> list[InvalidLine]:
     # msgspec reports the path of the object that lacks the field.
     event = new_order()
     del event["payload"]["placed_at"]
-    add("placed-at-missing", "$.payload", event)
+    add("placed-at-missing", "$.payload.placed_at", event)
 
     event = new_order()
     event["payload"]["placed_at"] = event["payload"]["placed_at"].removesuffix("Z")
