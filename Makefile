@@ -27,7 +27,7 @@ check-models: $(STAMP)
 	$(BIN)/python codegen/generate.py --check
 
 lint: $(STAMP)
-	$(BIN)/ruff check hakuna_async codegen tests examples
+	$(BIN)/ruff check hakuna_async codegen tests examples benchmarks
 	$(BIN)/ruff format --check hakuna_async codegen
 	$(BIN)/mypy
 

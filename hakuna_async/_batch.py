@@ -1,4 +1,4 @@
-"""Publish many events with bounded concurrency and exactly one result per event."""
+"""Run one coroutine per event with bounded concurrency, yielding exactly one result each."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from .models import AcceptedEvent
+from ._pressure import BatchPressure
 
-__all__ = ["PublishResult", "publish_concurrently"]
+__all__ = ["PublishBatch", "PublishResult", "run_batch"]
 
 
 class PublishResult(msgspec.Struct, frozen=True):
@@ -19,11 +19,13 @@ class PublishResult(msgspec.Struct, frozen=True):
     ``index`` is the event's 0-based position in the input. Exactly one of
     ``event_id`` (published) and ``error`` (rejected locally or by Hakuna, or failed
     after retries) is set; an ``APIError`` tells how many attempts were made.
+    ``idempotency_key`` is the key sent with the event, ``None`` when nothing was sent.
     """
 
     index: int
     event_id: str | None = None
     error: Exception | None = None
+    idempotency_key: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -33,24 +35,22 @@ class PublishResult(msgspec.Struct, frozen=True):
 _DONE = object()
 
 
-async def publish_concurrently(
+async def run_batch(
     events: Iterable[Any] | AsyncIterable[Any],
-    publish: Callable[[Any], Awaitable[AcceptedEvent]],
+    publish_one: Callable[[int, Any], Awaitable[PublishResult]],
     *,
-    concurrency: int,
+    pressure: BatchPressure,
 ) -> AsyncIterator[PublishResult]:
-    """Run ``publish`` over ``events`` with ``concurrency`` workers; yield each result.
+    """Call ``publish_one(index, event)`` for every event; yield each result as it comes.
 
-    Workers pull the next event only when they are free, and results wait in a queue
-    of ``concurrency`` slots, so memory does not grow with the input. An exception
-    raised by the input iterable itself stops the batch and is re-raised after the
-    results already produced.
+    ``pressure.max_concurrency`` workers pull the next event only when they are
+    free and hold one of ``pressure.limit`` slots while publishing it; results wait
+    in a queue of as many places. So memory does not grow with the input. An
+    exception raised by the input iterable itself stops the batch and is re-raised
+    after the results already produced.
     """
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-        raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}.")
-
     source = _EventSource(events)
-    results: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency)
+    results: asyncio.Queue[Any] = asyncio.Queue(maxsize=pressure.max_concurrency)
 
     async def work() -> None:
         while True:
@@ -58,14 +58,14 @@ async def publish_concurrently(
             if item is None:
                 return
             index, event = item
-            try:
-                accepted = await publish(event)
-            except Exception as error:  # one bad event must not stop the batch
-                await results.put(PublishResult(index, error=error))
-            else:
-                await results.put(PublishResult(index, event_id=accepted.event_id))
+            async with pressure.slot():
+                try:
+                    result = await publish_one(index, event)
+                except Exception as error:  # an unexpected failure still yields its result
+                    result = PublishResult(index, error=error)
+            await results.put(result)
 
-    workers = [asyncio.create_task(work()) for _ in range(concurrency)]
+    workers = [asyncio.create_task(work()) for _ in range(pressure.max_concurrency)]
 
     async def close_when_done() -> None:
         try:
@@ -123,3 +123,40 @@ class _EventSource:
         index = self._index
         self._index += 1
         return index, event
+
+
+class PublishBatch:
+    """An async iterator of ``PublishResult``, with the batch's throttling figures.
+
+    ``throttled_seconds`` is how long the batch was paused by 429 or 503 answers,
+    ``throttle_count`` how many such answers it got, and ``concurrency`` the number
+    of requests currently allowed in flight.
+    """
+
+    def __init__(self, results: AsyncIterator[PublishResult], pressure: BatchPressure) -> None:
+        self._results = results
+        self._pressure = pressure
+
+    def __aiter__(self) -> PublishBatch:
+        return self
+
+    async def __anext__(self) -> PublishResult:
+        return await anext(self._results)
+
+    async def aclose(self) -> None:
+        """Stop the batch: cancel the requests in flight and read no more events."""
+        close = getattr(self._results, "aclose", None)
+        if close is not None:
+            await close()
+
+    @property
+    def throttled_seconds(self) -> float:
+        return self._pressure.throttled_seconds
+
+    @property
+    def throttle_count(self) -> int:
+        return self._pressure.throttle_count
+
+    @property
+    def concurrency(self) -> int:
+        return self._pressure.limit

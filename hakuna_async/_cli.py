@@ -7,18 +7,16 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
 from . import __version__
 from ._client import HakunaClient
-from ._config import ENVIRONMENTS, Timeout
-from ._errors import APIError, APIStatusError, HakunaError, RequestValidationError
+from ._config import DEFAULT_TIMEOUT, ENVIRONMENTS, Timeout
+from ._errors import HakunaError
+from .batch import BatchSummary, LineResult, publish_jsonl
 
 __all__ = ["main"]
 
@@ -60,14 +58,31 @@ def _build_parser() -> argparse.ArgumentParser:
             "Publish events from a JSON Lines file (one event per line; blank lines are "
             "skipped). Each line is validated locally first: an invalid line is reported "
             "with its line number and field and is not sent, and the other lines go on. "
-            "The exit status is 0 when every event was published, 1 otherwise."
+            "A 429 or 503 pauses the whole batch for the server's wait and lowers the "
+            "concurrency for a while. The exit status is 0 when every line was published "
+            "(or, with --dry-run, valid), 1 otherwise, and 2 for a usage error."
         ),
     )
     publish.add_argument("file", help="JSON Lines file of events, or - for standard input")
     publish.add_argument(
         "--results",
         metavar="FILE",
-        help="write one JSON line per event line: its line number and event_id or error",
+        help="write one JSON line per event line (its line number, idempotency key and "
+        "event_id or error), flushed as results arrive; it is also the journal for --resume",
+    )
+    publish.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the lines that --results FILE already confirms and append to it; "
+        "safe after a crash or kill, because idempotency keys are derived from the events",
+    )
+    publish.add_argument(
+        "--dry-run", action="store_true", help="only validate the lines; send nothing"
+    )
+    publish.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="also write the summary as one JSON object to FILE, for machines",
     )
     publish.add_argument(
         "--concurrency",
@@ -101,6 +116,24 @@ def _build_parser() -> argparse.ArgumentParser:
         default=2,
         help="retries per event after the first attempt (default: 2)",
     )
+    publish.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        metavar="EVENTS_PER_SECOND",
+        help="start at most this many events per second (default: no limit)",
+    )
+    publish.add_argument(
+        "--idempotency",
+        choices=("derived", "random"),
+        default="derived",
+        help="derived (default): each key is derived from the event's content, so a rerun "
+        "publishes nothing twice; random: a new random key per event",
+    )
+    publish.add_argument(
+        "--key-namespace",
+        help="namespace of derived keys (default: a fingerprint of the API key and the base "
+        "URL); set it to keep keys stable across API key rotation",
+    )
     publish.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
     sandbox = commands.add_parser(
@@ -123,101 +156,75 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
-class _Tally:
-    """Counters of a publish run; nothing here grows with the input."""
-
-    published: int = 0
-    rejected: int = 0
-    failed: int = 0
-    shown_errors: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def done(self) -> int:
-        return self.published + self.rejected + self.failed
-
-
 async def _publish(arguments: argparse.Namespace) -> int:
-    timeout = Timeout(
-        connect=min(Timeout().connect, arguments.timeout),
-        read=min(Timeout().read, arguments.timeout),
-        total=arguments.timeout,
-    )
-    client = HakunaClient(
-        arguments.api_key,
-        environment=arguments.environment,
-        base_url=arguments.base_url,
-        timeout=timeout,
-        max_retries=arguments.max_retries,
-        connection_limit=max(arguments.concurrency, 1),
-    )
+    client = None
+    if not arguments.dry_run:
+        timeout = Timeout(
+            connect=min(DEFAULT_TIMEOUT.connect, arguments.timeout),
+            read=min(DEFAULT_TIMEOUT.read, arguments.timeout),
+            total=arguments.timeout,
+        )
+        client = HakunaClient(
+            arguments.api_key,
+            environment=arguments.environment,
+            base_url=arguments.base_url,
+            timeout=timeout,
+            max_retries=arguments.max_retries,
+            connection_limit=arguments.concurrency,
+        )
     total = None if arguments.file == "-" else _count_event_lines(Path(arguments.file))
-    tally = _Tally()
-    line_numbers: dict[int, int] = {}
-    results_file: IO[bytes] | None = None
+    shown_errors = 0
+
+    def show(result: LineResult, summary: BatchSummary) -> None:
+        nonlocal shown_errors
+        progress.update(summary)
+        if result.error is None:
+            return
+        shown_errors += 1
+        if shown_errors <= _MAX_SHOWN_ERRORS:
+            kind = "rejected" if result.error["type"] == "RequestValidationError" else "failed"
+            print(f"line {result.line}: {kind}: {result.error['message']}", file=sys.stderr)
+        elif shown_errors == _MAX_SHOWN_ERRORS + 1:
+            print("(further errors are written to --results only)", file=sys.stderr)
 
     # NOTE: input and results are read and written with buffered blocking calls on the
     # loop's thread. That is fast for files; a slow pipe on stdin stalls the requests in
     # flight while it waits for the next line.
-    async with client:
-        with contextlib.ExitStack() as stack:
-            source = stack.enter_context(_open_input(arguments.file))
-            if arguments.results:
-                results_file = stack.enter_context(open(arguments.results, "wb"))  # noqa: ASYNC230
-            progress = stack.enter_context(_Progress(total, enabled=not arguments.no_progress))
+    with _Progress(total, enabled=not arguments.no_progress) as progress:
+        async with contextlib.AsyncExitStack() as stack:
+            if client is not None:
+                await stack.enter_async_context(client)
+            try:
+                summary = await publish_jsonl(
+                    client,
+                    arguments.file,
+                    results=arguments.results,
+                    resume=arguments.resume,
+                    concurrency=arguments.concurrency,
+                    idempotency=arguments.idempotency,
+                    key_namespace=arguments.key_namespace,
+                    rate_limit=arguments.rate_limit,
+                    dry_run=arguments.dry_run,
+                    on_result=show,
+                )
+            except OSError as error:
+                raise _InputError(
+                    f"Cannot read or write {error.filename}: {error.strerror}."
+                ) from None
 
-            lines = _event_lines(source, line_numbers)
-            batch = client.events.publish_many(lines, concurrency=arguments.concurrency)
-            async for result in batch:
-                line = line_numbers.pop(result.index)
-                record: dict[str, Any] = {"line": line}
-                if result.error is None:
-                    tally.published += 1
-                    record["event_id"] = result.event_id
-                else:
-                    if isinstance(result.error, RequestValidationError):
-                        tally.rejected += 1
-                    else:
-                        tally.failed += 1
-                    record["error"] = _describe_error(result.error)
-                    _show_error(tally, line, result.error)
-                if results_file is not None:
-                    results_file.write(msgspec.json.encode(record) + b"\n")
-                progress.update(tally)
-
-    _print_summary(tally, client.stats.retries)
-    return 0 if tally.published == tally.done else 1
+    _print_summary(summary)
+    if arguments.summary_json:
+        _write_summary_json(Path(arguments.summary_json), summary)
+    return 0 if summary.ok else 1
 
 
-def _event_lines(source: IO[bytes], line_numbers: dict[int, int]) -> Iterator[bytes]:
-    # publish_many numbers the events it reads; this maps its index back to the file's
-    # line number. An entry is removed when its result arrives, so the map holds only
-    # the events in flight.
-    index = 0
-    for number, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        line_numbers[index] = number
-        index += 1
-        yield line
-
-
-@contextlib.contextmanager
-def _open_input(name: str) -> Iterator[IO[bytes]]:
-    if name == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        handle = open(name, "rb")  # noqa: SIM115 - closed by the with block below
-    except OSError as error:
-        raise _InputError(f"Cannot read {name}: {error.strerror}.") from None
-    with handle:
-        yield handle
+def _write_summary_json(path: Path, summary: BatchSummary) -> None:
+    figures = {**msgspec.structs.asdict(summary), "ok": summary.ok}
+    path.write_bytes(msgspec.json.encode(figures) + b"\n")
 
 
 class _InputError(HakunaError):
-    """The input file cannot be read."""
+    """The input or results file cannot be used."""
 
 
 def _count_event_lines(path: Path) -> int | None:
@@ -228,45 +235,23 @@ def _count_event_lines(path: Path) -> int | None:
         raise _InputError(f"Cannot read {path}: {error.strerror}.") from None
 
 
-def _describe_error(error: Exception) -> dict[str, Any]:
-    described: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    if isinstance(error, RequestValidationError):
-        described["field"] = error.field
-    if isinstance(error, APIStatusError):
-        described["status"] = error.status
-        described["error_code"] = error.error_code
-        described["validation_errors"] = error.validation_errors
-    if isinstance(error, APIError):
-        described["attempts"] = error.attempts
-        described["idempotency_key"] = error.idempotency_key
-    return described
-
-
-def _show_error(tally: _Tally, line: int, error: Exception) -> None:
-    tally.shown_errors += 1
-    if tally.shown_errors <= _MAX_SHOWN_ERRORS:
-        kind = "rejected" if isinstance(error, RequestValidationError) else "failed"
-        print(f"line {line}: {kind}: {error}", file=sys.stderr)
-    elif tally.shown_errors == _MAX_SHOWN_ERRORS + 1:
-        print("(further errors are only written to --results)", file=sys.stderr)
-
-
-def _print_summary(tally: _Tally, retries: int) -> None:
-    elapsed = time.monotonic() - tally.started
-    rate = tally.published / elapsed if elapsed > 0 else 0.0
-    print(
-        "\n".join(
-            [
-                "Summary",
-                f"  published          {tally.published:>10,}",
-                f"  rejected locally   {tally.rejected:>10,}",
-                f"  failed remotely    {tally.failed:>10,}",
-                f"  retries            {retries:>10,}",
-                f"  elapsed            {elapsed:>10.2f} s",
-                f"  events per second  {rate:>10,.0f}",
-            ]
-        )
-    )
+def _print_summary(summary: BatchSummary) -> None:
+    rows = [
+        (
+            "validated, valid" if summary.dry_run else "published",
+            f"{summary.valid if summary.dry_run else summary.published:,}",
+        ),
+        ("rejected locally", f"{summary.rejected:,}"),
+        ("failed remotely", f"{summary.failed:,}"),
+        ("skipped (resumed)", f"{summary.skipped:,}"),
+        ("retries", f"{summary.retries:,}"),
+        ("throttled", f"{summary.throttled_seconds:.2f} s"),
+        ("elapsed", f"{summary.elapsed_seconds:.2f} s"),
+        ("events per second", f"{summary.events_per_second:,.0f}"),
+    ]
+    print("Summary (dry run: nothing was sent)" if summary.dry_run else "Summary")
+    for label, value in rows:
+        print(f"  {label:<18} {value:>10}")
 
 
 class _Progress:
@@ -305,26 +290,34 @@ class _Progress:
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[rate]:>7.0f} events/s"),
-            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]:>6.0f}/s"),
+            TextColumn(
+                "rejected {task.fields[rejected]} failed {task.fields[failed]} "
+                "retries {task.fields[retries]} throttled {task.fields[throttled]:.1f}s"
+            ),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             refresh_per_second=8,
         )
         self._progress.start()
-        self._task = self._progress.add_task("publish", total=self._total, rate=0.0, failed=0)
+        self._task = self._progress.add_task(
+            "publish", total=self._total, rate=0.0, rejected=0, failed=0, retries=0, throttled=0.0
+        )
         return self
 
-    def update(self, tally: _Tally) -> None:
+    def update(self, summary: BatchSummary) -> None:
         if self._progress is None:
             return
-        elapsed = time.monotonic() - tally.started
+        elapsed = summary.elapsed_seconds
         self._progress.update(
             self._task,
-            completed=tally.done,
-            rate=tally.done / elapsed if elapsed > 0 else 0.0,
-            failed=tally.rejected + tally.failed,
+            completed=summary.processed,
+            rate=summary.processed / elapsed if elapsed > 0 else 0.0,
+            rejected=summary.rejected,
+            failed=summary.failed,
+            retries=summary.retries,
+            throttled=summary.throttled_seconds,
         )
 
     def __exit__(self, *exc_info: object) -> None:

@@ -27,6 +27,7 @@ from ._errors import (
     error_class_for_status,
 )
 from ._logging import configure_from_environment, logger
+from ._pressure import BatchPressure
 from ._retry import RetryPolicy, parse_retry_after
 from ._transport import HTTPResponse, Transport
 from .models import ErrorResponse, Operation
@@ -153,13 +154,16 @@ class HakunaClient:
         idempotency_key: str | None = None,
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
+        pressure: BatchPressure | None = None,
     ) -> Any:
         """Call ``operation`` with retries and return its decoded 2xx response.
 
         ``body`` is the already validated JSON body. For operations that take an
         idempotency key, one is generated when ``idempotency_key`` is ``None``, and
-        the same key is sent with every attempt. Raise an ``APIError`` subclass on
-        failure; ``asyncio.CancelledError`` is never caught.
+        the same key is sent with every attempt. ``pressure``, when given, is the
+        throttling state of a batch: every attempt waits out its pauses, and a 429 or
+        503 answer pauses the whole batch. Raise an ``APIError`` subclass on failure;
+        ``asyncio.CancelledError`` is never caught.
         """
         path = _expand_path(operation, path_params)
         url = self.base_url + path
@@ -180,7 +184,7 @@ class HakunaClient:
         call_timeout = self.timeout if timeout is None else Timeout.of(timeout)
         policy = self.retry_policy.with_max_retries(max_retries)
         response = await self._send_with_retries(
-            operation.method, path, url, headers, body, key, call_timeout, policy
+            operation.method, path, url, headers, body, key, call_timeout, policy, pressure
         )
         return self._decode(operation, response, path, key)
 
@@ -194,6 +198,7 @@ class HakunaClient:
         key: str | None,
         timeout: Timeout,
         policy: RetryPolicy,
+        pressure: BatchPressure | None,
     ) -> HTTPResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout.total
@@ -201,6 +206,8 @@ class HakunaClient:
 
         while True:
             attempt += 1
+            if pressure is not None:
+                await pressure.before_attempt()
             remaining = deadline - loop.time()
             attempt_timeout = aiohttp.ClientTimeout(
                 total=remaining, sock_connect=timeout.connect, sock_read=timeout.read
@@ -233,6 +240,8 @@ class HakunaClient:
                 )
             else:
                 if response.status < 300:
+                    if pressure is not None:
+                        pressure.on_success()
                     return response
                 error = _status_error(method, path, key, attempt, response)
                 if not policy.is_retryable_status(response.status):
@@ -269,6 +278,12 @@ class HakunaClient:
                     key,
                 )
             self.stats.retries += 1
+            if (
+                pressure is not None
+                and isinstance(error, APIStatusError)
+                and error.status in (429, 503)
+            ):
+                pressure.on_throttled(wait)
             await asyncio.sleep(wait)
 
     def _decode(
