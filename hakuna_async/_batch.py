@@ -68,10 +68,10 @@ async def run_batch(
     workers = [asyncio.create_task(work()) for _ in range(pressure.max_concurrency)]
 
     async def close_when_done() -> None:
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            await results.put(_DONE)
+        # Workers catch every error of an event, so they end only when the input does
+        # (or when the batch is closed, which cancels this task too).
+        await asyncio.gather(*workers, return_exceptions=True)
+        await results.put(_DONE)
 
     closer = asyncio.create_task(close_when_done())
     try:

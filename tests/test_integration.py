@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -420,3 +421,21 @@ async def test_quickstart_example_runs() -> None:
     pairs = await module.main()
 
     assert pairs == [("li-1", "li-2")]
+
+
+async def test_publish_many_aclose_stops_batch(
+    client: HakunaClient, sandbox: SandboxServer
+) -> None:
+    from hakuna_async.testing.sample import generate_events
+
+    batch = client.events.publish_many(generate_events(5000, seed=6), concurrency=4)
+    for _ in range(10):
+        # Each result is taken by its own task, as a sync facade or a framework would.
+        await asyncio.ensure_future(anext(batch))
+
+    await asyncio.wait_for(batch.aclose(), timeout=5)
+
+    stored = len(sandbox.events)
+    await asyncio.sleep(0.1)
+    assert stored < 100
+    assert len(sandbox.events) == stored
