@@ -18,7 +18,7 @@ class PublishResult(msgspec.Struct, frozen=True):
 
     ``index`` is the event's 0-based position in the input. Exactly one of
     ``event_id`` (published) and ``error`` (rejected locally or by Hakuna, or failed
-    after retries) is set; an ``APIError`` tells how many attempts were made.
+    after retries) is set; ``APIError.attempts`` counts the requests sent.
     ``idempotency_key`` is the key sent with the event, ``None`` when nothing was sent.
     """
 
@@ -128,8 +128,8 @@ class _EventSource:
 class PublishBatch:
     """An async iterator of ``PublishResult``, with the batch's throttling figures.
 
-    ``throttled_seconds`` is how long the batch was paused by 429 or 503 answers,
-    ``throttle_count`` how many such answers it got, and ``concurrency`` the number
+    ``throttled_seconds`` is how long the batch was paused by 429 or 503 responses,
+    ``throttle_count`` how many such responses it got, and ``concurrency`` the number
     of requests currently allowed in flight.
     """
 

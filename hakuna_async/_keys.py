@@ -3,7 +3,7 @@
 A batch job that is killed and run again must not publish anything twice. With a
 random key per call, the events that were in flight when the job died would be sent
 again under new keys and stored twice. A key derived from the event itself is the
-same in every run, so Hakuna replays the first answer instead.
+same in every run, so Hakuna replays the first response instead.
 
 The rule: the key is a UUID version 5 whose name is the SHA-256 of the event's
 canonical JSON (the bytes the client sends: fields in schema order, no whitespace),

@@ -1,13 +1,14 @@
 """Batch-wide back-pressure: pause every worker on 429 or 503, adapt concurrency, limit rate.
 
-When one request of a batch is told to slow down (429, or 503 with or without a
-``Retry-After``), every worker of the batch waits, not only the one that was told.
+When one request of a batch gets a 429 or 503 response (with or without a
+``Retry-After``), every worker of the batch waits, not only the one that got it.
 Each worker waits until the end of the server's wait plus its own random jitter,
 so that they do not all return at one instant.
 
-Concurrency follows AIMD, as TCP congestion control does: halved on a throttled
-answer (at most once per pause, so that a burst of 429s from the requests already
-in flight counts once), and raised by one after ``limit`` healthy answers in a row.
+Concurrency follows AIMD, as TCP congestion control does. It is halved on a
+throttled response, at most once per pause, so that a burst of 429s from the
+requests already in flight counts once. It is raised by one after ``limit``
+successful responses in a row.
 An optional client-side rate limit spaces event starts evenly.
 """
 
@@ -87,7 +88,7 @@ class BatchPressure:
         self._pause_until = max(self._pause_until, until)
 
     def on_success(self) -> None:
-        """Count a healthy answer; after ``limit`` of them in a row, allow one more slot."""
+        """Count a successful response; after ``limit`` of them in a row, allow one more slot."""
         self._healthy_in_a_row += 1
         if self._healthy_in_a_row >= self.limit and self.limit < self.max_concurrency:
             self.limit += 1

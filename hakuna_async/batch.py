@@ -38,11 +38,11 @@ class BatchSummary(msgspec.Struct, kw_only=True):
     """The figures of one run over a file.
 
     ``published``: accepted by Hakuna; ``rejected``: invalid, never sent;
-    ``failed``: sent but not accepted (an error status, or no answer after the
+    ``failed``: sent but not accepted (an error status, or no response after the
     retries); ``skipped``: already confirmed by the results file of an earlier run;
     ``valid``: lines that passed validation in a dry run.
     ``requests`` and ``retries`` count HTTP requests, ``throttled_seconds`` the time
-    the batch was paused by 429 or 503 answers.
+    the batch was paused by 429 or 503 responses.
     """
 
     published: int = 0
