@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -21,7 +23,6 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     FieldError,
-    RateLimitError,
     RequestValidationError,
     describe_status_error,
     error_class_for_status,
@@ -42,6 +43,7 @@ T = TypeVar("T")
 
 _error_decoder = msgspec.json.Decoder(ErrorResponse)
 _MAX_ERROR_BODY = 4096
+_DEADLINE_SLACK = 0.001
 
 
 class ClientStats(msgspec.Struct):
@@ -203,25 +205,40 @@ class HakunaClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout.total
         attempt = 0
+        error: APIError | None = None
 
         while True:
             attempt += 1
             if pressure is not None:
-                await pressure.before_attempt()
+                await _wait_until_deadline(pressure.before_attempt(), deadline)
             remaining = deadline - loop.time()
+            if remaining <= 0:
+                # A batch pause or a late wake-up used up the time. No attempt may start
+                # without time left, because aiohttp reads a total of 0 or less as no limit.
+                raise _deadline_error(error, method, path, key, attempt, timeout)
             attempt_timeout = aiohttp.ClientTimeout(
-                total=remaining, sock_connect=timeout.connect, sock_read=timeout.read
+                total=remaining,
+                sock_connect=timeout.connect,
+                sock_read=timeout.read,
+                # aiohttp rounds limits above ceil_threshold up to a whole second of the
+                # loop's clock, which would let an attempt outlive the deadline.
+                ceil_threshold=math.inf,
             )
             retry_after: float | None = None
             self.stats.requests += 1
             try:
                 response = await self._transport.request(
-                    method, url, headers=headers, body=body, timeout=attempt_timeout
+                    method,
+                    url,
+                    headers=headers,
+                    body=body,
+                    timeout=attempt_timeout,
+                    attempt=attempt,
                 )
             except TimeoutError:
-                error: APIError = APITimeoutError(
+                error = APITimeoutError(
                     _failure_message(
-                        method, path, key, attempt, _timeout_reason(timeout, remaining)
+                        method, path, key, attempt, _timeout_reason(timeout, loop.time(), deadline)
                     ),
                     method=method,
                     path=path,
@@ -243,18 +260,18 @@ class HakunaClient:
                     if pressure is not None:
                         pressure.on_success()
                     return response
-                error = _status_error(method, path, key, attempt, response)
+                status_error = _status_error(method, path, key, attempt, response)
+                error = status_error
                 if not policy.is_retryable_status(response.status):
                     _log_failure(error)
                     raise error
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                status_error.retry_after = retry_after
 
             if attempt > policy.max_retries:
                 _log_give_up(error, "no retries left")
                 raise error
             if retry_after is not None and retry_after > policy.max_retry_after:
-                if isinstance(error, RateLimitError):
-                    error.retry_after = retry_after
                 _log_give_up(
                     error,
                     f"the server asked to wait {retry_after:.0f}s, more than "
@@ -318,6 +335,12 @@ def _expand_path(operation: Operation, path_params: Mapping[str, str] | None) ->
                 f"{name} parameter",
                 [FieldError(name, f"expected a non-empty string, got {value!r}")],
             )
+        if value in (".", ".."):
+            # quote() keeps dots, and URL normalization would drop the segment.
+            raise RequestValidationError(
+                f"{name} parameter",
+                [FieldError(name, f"{value!r} cannot be sent as a path segment; check the id")],
+            )
         # One path segment, whatever the id contains: "a/b?c" becomes "a%2Fb%3Fc".
         values[name] = quote(value, safe="")
     return operation.path.format_map(values)
@@ -372,8 +395,39 @@ def _failure_message(method: str, path: str, key: str | None, attempt: int, reas
     return f"{label} failed{attempts}: {reason}. Check the network and base URL; retrying is safe."
 
 
-def _timeout_reason(timeout: Timeout, remaining: float) -> str:
-    if remaining < min(timeout.connect, timeout.read):
+async def _wait_until_deadline(wait: Awaitable[None], deadline: float) -> None:
+    """Await ``wait``, but stop waiting at ``deadline`` (a time of the loop's clock)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            await wait
+
+
+def _deadline_error(
+    last_error: APIError | None,
+    method: str,
+    path: str,
+    key: str | None,
+    attempt: int,
+    timeout: Timeout,
+) -> APIError:
+    why = f"the {timeout.total:g}s deadline passed before attempt {attempt}"
+    if last_error is not None:
+        _log_give_up(last_error, why)
+        return last_error
+    error = APITimeoutError(
+        _failure_message(method, path, key, attempt - 1, why),
+        method=method,
+        path=path,
+        idempotency_key=key,
+        attempts=attempt - 1,
+    )
+    _log_give_up(error, why)
+    return error
+
+
+def _timeout_reason(timeout: Timeout, now: float, deadline: float) -> str:
+    # The loop may run a timer up to its clock resolution early, hence the slack.
+    if now >= deadline - _DEADLINE_SLACK:
         return f"the call's {timeout.total:g}s deadline passed"
     return (
         f"timed out (connect limit {timeout.connect:g}s, read limit {timeout.read:g}s, "
@@ -382,6 +436,9 @@ def _timeout_reason(timeout: Timeout, remaining: float) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        # Its text is the repr of the partial response, which tells a reader nothing.
+        return "the server closed the connection before a complete response"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -400,12 +457,14 @@ def _log_failure(error: APIError) -> None:
 
 
 def _log_give_up(error: APIError, why: str) -> None:
+    attempts = "1 attempt" if error.attempts == 1 else f"{error.attempts} attempts"
+    key = f"; idempotency key {error.idempotency_key}" if error.idempotency_key else ""
     logger.warning(
-        "Giving up on %s %s after %d attempts (%s): %s; idempotency key %s",
+        "Giving up on %s %s after %s (%s): %s%s",
         error.method,
         error.path,
-        error.attempts,
+        attempts,
         why,
         _short_reason(error),
-        error.idempotency_key,
+        key,
     )

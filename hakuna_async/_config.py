@@ -7,7 +7,11 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+# yarl is aiohttp's URL type and is installed with it; parsing with it here means the
+# host that is checked is the host aiohttp connects to.
+from yarl import URL
 
 from ._errors import ConfigurationError, FieldError, RequestValidationError
 
@@ -30,6 +34,9 @@ ENVIRONMENTS: dict[str, str] = {
 # RFC 9110 field values: visible ASCII, space and tab. CR and LF would let a value
 # start a new header line.
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+# A base URL is visible ASCII only: no space, tab, CR, LF or other control character,
+# which urllib would strip silently but could change how the URL is read.
+_URL_CHARACTERS = re.compile(r"^[\x21-\x7e]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +90,13 @@ def resolve_api_key(api_key: str | None) -> str:
             "No API key: pass api_key=... or set HAKUNA_API_KEY. Keys are managed in "
             "Hakuna's Merchant Console; sandbox and production keys differ."
         )
+    # The key itself is never shown in these messages.
+    if not isinstance(key, str):
+        raise ConfigurationError(f"The API key must be a str, got {type(key).__name__}.")
     if not _HEADER_VALUE.match(key) or key != key.strip():
-        # The key itself is never shown.
         raise ConfigurationError(
-            "The API key contains whitespace at its ends or a control character such as "
-            "CR or LF; copy it again from the Merchant Console."
+            "The API key contains whitespace at its ends, a control character such as "
+            "CR or LF, or a non-ASCII character; copy it again from the Merchant Console."
         )
     return key
 
@@ -99,8 +108,10 @@ def resolve_base_url(
 
     The environment comes from the argument or ``HAKUNA_ENVIRONMENT`` and defaults to
     ``production``. The result has no trailing slash. Plain ``http://`` is accepted
-    only for loopback hosts unless ``allow_insecure_http`` is true, because the API
-    key would travel in clear text.
+    only for loopback hosts (``localhost``, ``127.0.0.0/8``, ``::1``) unless
+    ``allow_insecure_http`` is true, because the API key would travel in clear text.
+    The URL is parsed with yarl, as aiohttp parses it, so that the host checked here
+    is the host connected to.
     """
     url = base_url or os.environ.get("HAKUNA_BASE_URL")
     if not url:
@@ -111,16 +122,37 @@ def resolve_base_url(
             )
         url = ENVIRONMENTS[name]
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not isinstance(url, str):
+        raise ConfigurationError(f"The base URL must be a str, got {type(url).__name__}.")
+    if "@" in urlsplit(url).netloc:
+        # Not shown: the user information may contain a password.
+        raise ConfigurationError(
+            "Invalid base URL: remove the user name and password before the host. The "
+            "API key is sent in the Authorization header."
+        )
+    if not _URL_CHARACTERS.match(url):
+        raise ConfigurationError(
+            f"Invalid base URL {url!r}: it contains whitespace, a control character or a "
+            "non-ASCII character; percent-encode the path and write the host in ASCII."
+        )
+    try:
+        parts = URL(url)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigurationError(f"Invalid base URL {url!r}: {error}.") from None
+    if parts.scheme not in ("http", "https") or not parts.host or port is None:
         raise ConfigurationError(
             f"Invalid base URL {url!r}: expected http(s)://host[:port][/prefix]."
         )
-    if parts.query or parts.fragment:
+    if "?" in url or "#" in url:
         raise ConfigurationError(f"Invalid base URL {url!r}: remove the query or fragment.")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if any(unquote(segment) in (".", "..") for segment in urlsplit(url).path.split("/")):
         raise ConfigurationError(
-            f"Refusing plain http:// base URL {url!r}: the API key would be sent unencrypted. "
+            f"Invalid base URL {url!r}: remove the '.' and '..' segments from the path."
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.host):
+        raise ConfigurationError(
+            f"Rejected plain http:// base URL {url!r}: the API key would be sent unencrypted. "
             "Use https://, or pass allow_insecure_http=True if this network is trusted."
         )
     return url.rstrip("/")
@@ -130,14 +162,25 @@ def check_header_value(name: str, value: str) -> str:
     """Return ``value`` if it is safe as an HTTP header value.
 
     Raise ``RequestValidationError`` for anything but printable ASCII, so that CR or
-    LF can never start a new header line.
+    LF can never start a new header line, and for whitespace at either end, which
+    HTTP parsers strip.
     """
-    if not isinstance(value, str) or not value or not _HEADER_VALUE.match(value):
+    if (
+        not isinstance(value, str)
+        or not value
+        or not _HEADER_VALUE.match(value)
+        or value != value.strip()
+    ):
+        value_text = repr(value)
+        if len(value_text) > 80:
+            value_text = value_text[:77] + "..."
         raise RequestValidationError(
             f"{name} header",
             [
                 FieldError(
-                    name, f"expected non-empty printable ASCII without CR or LF, got {value!r}"
+                    name,
+                    "expected non-empty printable ASCII without CR, LF or whitespace at "
+                    f"either end, got {value_text}",
                 )
             ],
         )

@@ -110,8 +110,11 @@ class APIStatusError(APIError):
 
     ``status`` is the HTTP status, ``error_code`` and ``validation_errors`` come from
     Hakuna's error body when it has one, ``body`` is the raw response body (at most 4 KiB
-    of it) and ``headers`` the response headers.
+    of it) and ``headers`` the response headers. ``retry_after`` is the wait in seconds
+    that ``Retry-After`` requested, or ``None`` when it is missing or unusable.
     """
+
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -163,8 +166,6 @@ class UnprocessableEntityError(APIStatusError):
 
 class RateLimitError(APIStatusError):
     """429: too many requests. ``retry_after`` is the server-given wait in seconds, if any."""
-
-    retry_after: float | None = None
 
 
 class InternalServerError(APIStatusError):

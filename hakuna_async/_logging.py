@@ -1,15 +1,25 @@
 """The ``hakuna_async`` logger, and ``HAKUNA_LOG`` for quick diagnosis.
 
-The library only emits records: retries and give-ups (INFO and WARNING) with the
-method, path, attempt and idempotency key. Setting ``HAKUNA_LOG=debug`` or
-``HAKUNA_LOG=info`` attaches a stderr handler at that level when the first client
-is created, for when no logging is configured in the application.
+The library only emits records, and never the API key or any other header but the
+idempotency key:
+
+- DEBUG: every HTTP attempt, with method, path, status (or the failure), duration,
+  attempt number and idempotency key;
+- INFO: each retry (method, path, failed attempt, wait, idempotency key) and each
+  error status that is not retried;
+- WARNING: each call given up after its retries or at its deadline.
+
+Setting ``HAKUNA_LOG=debug``, ``info`` or ``warning`` attaches a stderr handler at
+that level when the first client is created, for when the application configures no
+logging. The records still propagate, so the handlers of an application that
+configures logging too receive each record twice.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 logger = logging.getLogger("hakuna_async")
 
@@ -18,15 +28,22 @@ _configured = False
 
 
 def configure_from_environment() -> None:
-    """Attach a stderr handler if ``HAKUNA_LOG`` asks for one (once per process)."""
+    """Attach a stderr handler if ``HAKUNA_LOG`` requests one (once per process)."""
     global _configured
     if _configured:
         return
     _configured = True
 
     setting = os.environ.get("HAKUNA_LOG", "").strip().lower()
+    if not setting:
+        return
     level = _LEVELS.get(setting)
     if level is None:
+        warnings.warn(
+            f"Ignoring HAKUNA_LOG={setting!r}: expected debug, info or warning.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -8,26 +8,40 @@ created on the first request, inside the running loop. Later use is checked:
 - when that loop shuts down (the end of ``asyncio.run``, or of a test's loop), the
   session is closed inside it, before the loop closes, and the next request on
   another loop creates a new one;
-- from another loop while the first one is still open: ``ClientStateError``, because
-  aiohttp sessions must not be shared between loops;
+- from another loop or thread while the first loop is still open:
+  ``ClientStateError``, because aiohttp sessions must not be shared between loops;
+- after the first loop was closed without shutting down its async generators (a
+  manual ``loop.close()``): the next request or ``close()`` releases the old pool and
+  the request creates a new session. NOTE: no public asyncio API can close a socket
+  whose loop is closed, so each pooled socket of the old loop is closed by the
+  garbage collector, and asyncio reports it with an "unclosed transport"
+  ``ResourceWarning`` (shown only with ``-X dev`` or ``-W default``);
 - in a child process after ``fork``: the inherited session is set aside without
-  touching its sockets (they belong to the parent) and a new one is created.
+  touching its sockets or the parent's event loop (both belong to the parent) and a
+  new one is created.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import os
+import threading
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from ._errors import ClientStateError
+from ._errors import ClientStateError, FieldError, RequestValidationError
+from ._logging import logger
 
 __all__ = ["HTTPResponse", "Transport"]
+
+IDEMPOTENCY_HEADER = "Hakuna-Idempotency-Key"
 
 # Bumped in every child process after fork; a session created under another value was
 # inherited from the parent.
@@ -38,10 +52,17 @@ def _after_fork_in_child() -> None:
     global _fork_generation
     _fork_generation += 1
     for transport in list(_live_transports):
+        # A thread of the parent may have held the lock during the fork. That thread
+        # does not exist in the child, so the lock would never be released.
+        transport._binding = threading.Lock()
         transport._forget_session()
 
 
 _live_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+# Sessions inherited through fork. They stay referenced for the life of the child
+# process, so that no finalizer closes their sockets. Closing one would unregister it
+# from the epoll instance that the child shares with the parent, and the parent would
+# stop receiving data on that connection.
 _sessions_set_aside: list[tuple[aiohttp.ClientSession, AsyncGenerator[None, None] | None]] = []
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -70,6 +91,9 @@ class Transport:
         self._generation = _fork_generation
         self._closed = False
         self._shutdown_guard: AsyncGenerator[None, None] | None = None
+        # Serializes binding and closing when threads with their own loops share
+        # this transport by mistake, so that exactly one of them owns the session.
+        self._binding = threading.Lock()
         _live_transports.add(self)
 
     @property
@@ -84,89 +108,129 @@ class Transport:
         headers: dict[str, str],
         body: bytes | None,
         timeout: aiohttp.ClientTimeout,
+        attempt: int | None = None,
     ) -> HTTPResponse:
         """Send one request and read the whole response.
 
-        Raise ``aiohttp.ClientError`` subclasses for connection failures and
-        ``TimeoutError`` when a limit of ``timeout`` is hit. The connection goes back
-        to the pool, or is closed, before this returns or raises.
+        Raise ``RequestValidationError`` before sending when the URL path has a ``.``
+        or ``..`` segment. Raise ``ClientStateError`` when this transport is closed or
+        owned by another open event loop. Connection failures raise
+        ``aiohttp.ClientError`` subclasses, and a limit of ``timeout`` raises
+        ``TimeoutError``. The connection goes back to the pool, or is closed, before
+        this returns or raises. ``attempt`` (1-based) only labels the DEBUG log record.
         """
+        path = _checked_path(url)
         session = self._session
-        if (
-            session is None
-            or self._loop is not asyncio.get_running_loop()
-            or (self._generation != _fork_generation)
-        ):
+        loop = asyncio.get_running_loop()
+        if session is None or self._loop is not loop or self._generation != _fork_generation:
             session = await self._bind_to_running_loop()
-        async with session.request(
-            method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-        ) as response:
-            payload = await response.read()
-            return HTTPResponse(response.status, response.reason or "", response.headers, payload)
+
+        started = loop.time()
+        try:
+            async with session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                payload = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s failed after %.1f ms%s: %s",
+                    method,
+                    path,
+                    (loop.time() - started) * 1000,
+                    _attempt_label(attempt, headers),
+                    "timed out" if isinstance(exc, TimeoutError) else _describe(exc),
+                )
+            raise
+
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> HTTP %d in %.1f ms%s",
+                method,
+                path,
+                response.status,
+                (loop.time() - started) * 1000,
+                _attempt_label(attempt, headers),
+            )
+        return HTTPResponse(response.status, response.reason or "", response.headers, payload)
 
     async def close(self) -> None:
         """Close the session and its connections. Safe to call more than once.
 
         Raise ``ClientStateError`` when called from another event loop while the
-        loop that owns the session is still open.
+        loop that owns the session is still open; the transport stays usable then.
         """
-        self._closed = True
-        session, loop, guard = self._session, self._loop, self._shutdown_guard
-        if session is None:
-            return
-        if self._generation != _fork_generation:
-            self._forget_session()
-            return
-        if loop is not _running_loop_or_none():
-            if loop is not None and not loop.is_closed():
+        running = asyncio.get_running_loop()
+        with self._binding:
+            if self._generation != _fork_generation:
+                self._forget_session()
+            session, loop, guard = self._session, self._loop, self._shutdown_guard
+            if session is not None and loop is not running and not _is_closed(loop):
                 raise ClientStateError(
                     "close() was called from another event loop than the one the client "
                     "used; await client.close() in the loop that made the requests."
                 )
-            self._abandon_session()
-            return
+            self._closed = True
+            self._session, self._loop, self._shutdown_guard = None, None, None
 
-        self._session, self._loop, self._shutdown_guard = None, None, None
-        await session.close()
-        if guard is not None:
-            await guard.aclose()
+        if session is not None:
+            await _close_session(session, guard)
 
     async def _bind_to_running_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._generation != _fork_generation:
-            self._forget_session()
-        if self._closed:
-            raise ClientStateError(
-                "The client is closed; create a new HakunaClient (or use `async with`)."
-            )
-        if self._session is not None and self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
+        with self._binding:
+            if self._generation != _fork_generation:
+                self._forget_session()
+            if self._closed:
+                raise ClientStateError(
+                    "The client is closed; create a new HakunaClient (or use `async with`)."
+                )
+            if self._session is not None and self._loop is loop:
+                # Another coroutine of this loop bound it in the meantime.
+                return self._session
+
+            stale_session, stale_guard = self._session, self._shutdown_guard
+            if stale_session is not None and not _is_closed(self._loop):
                 raise ClientStateError(
                     "This client is in use by another event loop, which is still open. "
                     "aiohttp sessions cannot be shared between loops: create one client "
                     "per event loop (or per thread)."
                 )
-            self._abandon_session()
 
-        session = self._new_session()
-        self._session, self._loop, self._generation = session, loop, _fork_generation
+            session = self._new_session()
+            self._session, self._loop, self._generation = session, loop, _fork_generation
+            self._shutdown_guard = None
 
         # The loop closes its async generators before it closes itself (asyncio.run
         # and asyncio.Runner do), which gives this one a chance to close the session
-        # while its connections can still be closed properly.
+        # while its connections can still be closed properly. Starting the generator
+        # does not suspend, so no other coroutine of this loop runs in between.
         guard = _close_at_loop_shutdown(weakref.ref(self), session)
         await anext(guard)
-        self._shutdown_guard = guard
+        if self._session is session:
+            self._shutdown_guard = guard
+
+        if stale_session is not None:
+            # The old loop was closed without shutting down its async generators.
+            await _close_session(stale_session, stale_guard)
         return session
 
     async def _close_session_at_shutdown(self, session: aiohttp.ClientSession) -> None:
-        if self._session is session:
-            self._session, self._loop, self._shutdown_guard = None, None, None
+        with self._binding:
+            if self._session is session:
+                self._session, self._loop, self._shutdown_guard = None, None, None
         if not session.closed:
             await session.close()
 
     def _new_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._connection_limit, ttl_dns_cache=300)
+        # TLS certificates and host names are verified: the connector keeps aiohttp's
+        # default ssl setting, and nothing in this package turns it off.
+        connector = aiohttp.TCPConnector(
+            limit=self._connection_limit,
+            ttl_dns_cache=300,
+            # aiohttp rounds read timeouts above this threshold up to a whole second.
+            timeout_ceil_threshold=math.inf,
+        )
         return aiohttp.ClientSession(
             connector=connector,
             # Callers pass a ClientTimeout per request; this default only guards
@@ -179,22 +243,11 @@ class Transport:
 
     def _forget_session(self) -> None:
         """Set aside a session inherited through fork: its sockets belong to the parent."""
-        self._set_aside(mark_closed=False)
-
-    def _abandon_session(self) -> None:
-        """Set aside a session whose loop closed without shutting down its generators."""
-        self._set_aside(mark_closed=True)
-
-    def _set_aside(self, *, mark_closed: bool) -> None:
         session, guard = self._session, self._shutdown_guard
         self._session, self._loop, self._shutdown_guard = None, None, None
-        if session is None:
-            return
-        if mark_closed:
-            _mark_closed(session)
-        # Kept referenced, so that no finalizer runs for them: a finalizer would try to
-        # schedule work on a loop that is gone, or close sockets the parent still uses.
-        _sessions_set_aside.append((session, guard))
+        self._generation = _fork_generation
+        if session is not None:
+            _sessions_set_aside.append((session, guard))
 
 
 async def _close_at_loop_shutdown(
@@ -210,15 +263,65 @@ async def _close_at_loop_shutdown(
             await session.close()
 
 
-def _running_loop_or_none() -> asyncio.AbstractEventLoop | None:
+async def _close_session(
+    session: aiohttp.ClientSession, guard: AsyncGenerator[None, None] | None
+) -> None:
+    """Close ``session`` in the running loop, or release it if its own loop is closed.
+
+    For a session of a closed loop, aiohttp marks the connector closed and empties
+    its pool without calling into that loop.
+    """
     try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+        if guard is not None:
+            # The guard's cleanup closes the session, and the guard itself is done.
+            await guard.aclose()
+        if not session.closed:
+            await session.close()
+    except RuntimeError as error:
+        # A DNS lookup was still pending when the old loop closed, and aiohttp cannot
+        # schedule the wait for its cancellation there ("Event loop is closed"). Keep
+        # the session referenced so that no finalizer calls into the closed loop.
+        # NOTE: Python may also warn that aiohttp's coroutine _wait_for_close was never
+        # awaited. That RuntimeWarning comes from inside aiohttp (seen with 3.14).
+        logger.debug("Could not release the connection pool of a closed event loop: %s", error)
+        _sessions_set_aside.append((session, None))
 
 
-def _mark_closed(session: aiohttp.ClientSession) -> None:
-    # NOTE: aiohttp has no public API to abandon a session whose loop is closed.
-    # detach() marks the session closed without touching the connector; the pooled
-    # sockets are released only when the process exits.
-    session.detach()
+def _is_closed(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is None or loop.is_closed()
+
+
+def _checked_path(url: str) -> str:
+    """Return the path of ``url``, or raise if URL normalization would change it.
+
+    aiohttp (through yarl) removes ``.`` and ``..`` segments, also percent-encoded
+    ones, so ``/orders/../plan-connections`` would be sent as ``/plan-connections``.
+    """
+    path = urlsplit(url).path
+    for segment in path.split("/"):
+        if unquote(segment) in (".", ".."):
+            raise RequestValidationError(
+                "request path",
+                [
+                    FieldError(
+                        "path",
+                        f"{path!r} contains the segment {segment!r}, which URL normalization "
+                        "would remove, so the request would reach another resource",
+                    )
+                ],
+            )
+    return path
+
+
+def _attempt_label(attempt: int | None, headers: dict[str, str]) -> str:
+    """Return " (attempt 2, idempotency key ...)" with the parts that are known."""
+    parts = [] if attempt is None else [f"attempt {attempt}"]
+    key = headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        parts.append(f"idempotency key {key}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

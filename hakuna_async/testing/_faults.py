@@ -1,16 +1,21 @@
 """Fault injection for the sandbox: planned misbehaviour for the next matching requests.
 
-A test adds a rule with ``sandbox.faults.add(fault, path=..., method=..., times=...)``.
-Each incoming request takes the first rule whose path and method match, and the rule
-is used up after ``times`` requests. The four fault types cover what a client must
-survive on a real network: an error status (``Respond``), a slow response (``Delay``), a
-connection closed without a response (``Drop``) and a response body that stops
-arriving (``StallBody``).
+A test adds a rule with ``sandbox.faults.add(fault, path=..., method=..., times=...)``,
+or a seeded random rule with ``sandbox.faults.add_random(faults, probability=..., seed=...)``.
+Each incoming request takes the first rule whose path and method match (a random rule
+matches only when its draw hits), and a counted rule is used up after ``times``
+requests. The five fault types cover what a client must survive on a real network.
+``Respond`` sends an error status and ``Delay`` a slow response. ``Drop`` closes the
+connection without a response (a FIN, after the whole request was read), ``Reset``
+resets it (an RST), and ``StallBody`` stops sending the response body midway.
+
+``RawHTTPServer`` accepts ``Respond`` and ``Reset`` too, for what aiohttp.web cannot do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -22,6 +27,8 @@ __all__ = [
     "Fault",
     "FaultInjector",
     "FaultRule",
+    "RandomFaultRule",
+    "Reset",
     "Respond",
     "StallBody",
 ]
@@ -76,6 +83,20 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class Reset:
+    """Reset the TCP connection (an RST, through ``SO_LINGER`` 0) without sending any response.
+
+    With ``after_handling=False`` the connection is reset as soon as the request line
+    and headers have arrived, before the body is read: nothing is handled or stored,
+    and the recorded request has an empty body. With ``after_handling=True`` the
+    request is read and handled (an event is stored) before the reset, so the client
+    cannot tell whether the request took effect.
+    """
+
+    after_handling: bool = False
+
+
+@dataclass(frozen=True)
 class StallBody:
     """Handle the request, send the status, headers and the first half of the body, then stall.
 
@@ -91,7 +112,8 @@ class StallBody:
             raise ValueError(f"StallBody seconds must be 0 or more, got {self.seconds}.")
 
 
-Fault: TypeAlias = Respond | Delay | Drop | StallBody
+Fault: TypeAlias = Respond | Delay | Drop | Reset | StallBody
+_FAULT_TYPES = (Respond, Delay, Drop, Reset, StallBody)
 
 
 @dataclass(slots=True)
@@ -108,6 +130,30 @@ class FaultRule:
     remaining: int | None
 
 
+@dataclass(slots=True)
+class RandomFaultRule:
+    """A fault drawn at random for each request with ``method`` and ``path``, until ``clear()``.
+
+    Each matching request draws once from ``generator``: with ``probability`` it takes
+    one of ``faults``, each equally likely. The same seed and the same order of requests
+    give the same faults.
+    """
+
+    faults: tuple[Fault, ...]
+    probability: float
+    path: str
+    method: str | None
+    generator: random.Random
+
+    def draw(self) -> Fault | None:
+        """Return the fault for one request, or ``None`` when the draw misses."""
+        # Two draws per request whatever the outcome, so that one request's result
+        # never shifts the choices made for the requests after it.
+        hit = self.generator.random() < self.probability
+        choice = self.faults[int(self.generator.random() * len(self.faults))]
+        return choice if hit else None
+
+
 @dataclass(frozen=True, slots=True)
 class AppliedFault:
     """One request that a fault was applied to."""
@@ -122,7 +168,7 @@ class FaultInjector:
     """The fault rules of one sandbox, and the faults applied so far."""
 
     def __init__(self) -> None:
-        self._rules: list[FaultRule] = []
+        self._rules: list[FaultRule | RandomFaultRule] = []
         self.applied: list[AppliedFault] = []
 
     def add(
@@ -140,12 +186,8 @@ class FaultInjector:
         ``times`` ``None`` applies the fault until ``clear()``. Rules are tried in the
         order they were added, and one request takes at most one fault.
         """
-        if not isinstance(fault, Respond | Delay | Drop | StallBody):
-            raise TypeError(
-                f"Expected a Respond, Delay, Drop or StallBody fault, got {type(fault).__name__}."
-            )
-        if not path.startswith("/"):
-            raise ValueError(f"Fault path must start with '/', got {path!r}.")
+        _check_fault(fault)
+        _check_path(path)
         if times is not None and times < 1:
             raise ValueError(f"Fault times must be 1 or more (or None for no limit), got {times}.")
 
@@ -154,6 +196,42 @@ class FaultInjector:
             path=path,
             method=None if method is None else method.upper(),
             remaining=times,
+        )
+        self._rules.append(rule)
+        return rule
+
+    def add_random(
+        self,
+        faults: Sequence[Fault],
+        *,
+        probability: float,
+        seed: int,
+        path: str = "/events",
+        method: str | None = None,
+    ) -> RandomFaultRule:
+        """Apply one of ``faults`` to each matching request with ``probability``, until ``clear()``.
+
+        The choice among ``faults`` is uniform, so list a fault twice to make it twice
+        as likely. Draws come from ``random.Random(seed)`` in the order requests
+        arrive: the faults are reproducible as long as that order is. Rules added
+        before this one are tried first, and a request that the draw misses goes on to
+        the rules after it.
+        """
+        chosen = tuple(faults)
+        if not chosen:
+            raise ValueError("add_random needs at least one fault.")
+        for fault in chosen:
+            _check_fault(fault)
+        _check_path(path)
+        if not (isinstance(probability, int | float) and 0 <= probability <= 1):
+            raise ValueError(f"Fault probability must be from 0 to 1, got {probability!r}.")
+
+        rule = RandomFaultRule(
+            faults=chosen,
+            probability=float(probability),
+            path=path,
+            method=None if method is None else method.upper(),
+            generator=random.Random(seed),
         )
         self._rules.append(rule)
         return rule
@@ -168,7 +246,7 @@ class FaultInjector:
         self.applied.clear()
 
     @property
-    def pending(self) -> tuple[FaultRule, ...]:
+    def pending(self) -> tuple[FaultRule | RandomFaultRule, ...]:
         """The rules that still apply to future requests."""
         return tuple(self._rules)
 
@@ -187,14 +265,31 @@ class FaultInjector:
             if rule.path != path or (rule.method is not None and rule.method != method):
                 continue
 
-            if rule.remaining is not None:
-                rule.remaining -= 1
-                if rule.remaining == 0:
-                    del self._rules[index]
+            if isinstance(rule, RandomFaultRule):
+                fault = rule.draw()
+                if fault is None:
+                    continue
+            else:
+                fault = rule.fault
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        del self._rules[index]
             self.applied.append(
-                AppliedFault(
-                    fault=rule.fault, method=method, path=path, applied_at=datetime.now(UTC)
-                )
+                AppliedFault(fault=fault, method=method, path=path, applied_at=datetime.now(UTC))
             )
-            return rule.fault
+            return fault
         return None
+
+
+def _check_fault(fault: object) -> None:
+    if not isinstance(fault, _FAULT_TYPES):
+        raise TypeError(
+            "Expected a Respond, Delay, Drop, Reset or StallBody fault, "
+            f"got {type(fault).__name__}."
+        )
+
+
+def _check_path(path: str) -> None:
+    if not path.startswith("/"):
+        raise ValueError(f"Fault path must start with '/', got {path!r}.")

@@ -1,8 +1,9 @@
 """``SandboxServer``: a local, stateful emulator of the Hakuna API v2.0 on aiohttp.web.
 
-Every request passes through one pipeline: read the body, apply a planned fault if
-one matches, check the API key and ``Hakuna-Version``, replay or reject a reused
-idempotency key, run the operation's handler and record the request. Routes come
+Every request passes through one pipeline. It takes the planned fault that matches, if
+any, and reads the body, unless that fault resets the connection first. Then it applies
+the fault, checks the API key and ``Hakuna-Version``, replays or rejects a reused
+idempotency key, runs the operation's handler and records the request. Routes come
 from ``hakuna_async.models.OPERATIONS``, so every path is written once, in the spec.
 """
 
@@ -15,6 +16,8 @@ import hashlib
 import ipaddress
 import logging
 import re
+import socket
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
@@ -26,7 +29,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .._errors import FieldError
 from ..models import OPERATIONS, Operation
 from ._catalogue import DEFAULT_PLANS, CatalogPlan
-from ._faults import Delay, Drop, Fault, FaultInjector, Respond, StallBody
+from ._faults import Delay, Drop, Fault, FaultInjector, Reset, Respond, StallBody
 from ._operations import OperationHandler, SandboxAPI
 from ._replies import ENCODER, APIError, Reply, error_body
 from ._state import (
@@ -96,8 +99,8 @@ class SandboxServer:
     ``sandbox.url`` with ``sandbox.api_key``. It serves every operation of the spec
     and keeps its state in memory: received events (``events``), orders, carts,
     idempotency keys for the server's life, and the latest ``max_recorded_requests``
-    requests (``requests``). ``faults`` plans errors, delays, dropped connections and
-    stalled bodies for the next matching requests. ``reset()`` clears all of it.
+    requests (``requests``). ``faults`` plans errors, delays, dropped and reset
+    connections and stalled bodies for the next matching requests. ``reset()`` clears all of it.
 
     The plan catalogue (``plans``) decides what ``/plans/match`` and ``/checkouts``
     offer. ``api_key`` is the one key accepted, as ``Authorization: Bearer <api_key>``.
@@ -320,10 +323,17 @@ class SandboxServer:
 
     async def _serve(self, handle: _Handle, request: web.Request) -> web.StreamResponse:
         received_at = datetime.now(UTC)
+        # Taken before the body is read, because a Reset fault must act before that.
+        fault = self._faults.take(request.method, request.path)
+        if isinstance(fault, Reset) and not fault.after_handling:
+            self._record(request, b"", _EMPTY_SHA256, None, fault, received_at)
+            return _reset_connection(request)
+
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge as error:
             # aiohttp's default limit is 1 MiB (client_max_size). Hakuna does not publish one.
+            # The fault taken for this request is used up but not applied.
             reply = APIError(
                 413, "payload_too_large", f"The request body is too large: {error.text}."
             ).reply
@@ -331,10 +341,8 @@ class SandboxServer:
             return reply.to_response()
 
         digest = hashlib.sha256(body).hexdigest()
-        fault = self._faults.take(request.method, request.path)
-
         if isinstance(fault, Respond):
-            reply = _fault_reply(fault)
+            reply = fault_reply(fault)
         elif isinstance(fault, Drop) and not fault.after_handling:
             self._record(request, body, digest, None, fault, received_at)
             return _drop_connection(request)
@@ -346,6 +354,9 @@ class SandboxServer:
         if isinstance(fault, Drop):
             self._record(request, body, digest, None, fault, received_at)
             return _drop_connection(request)
+        if isinstance(fault, Reset):
+            self._record(request, body, digest, None, fault, received_at)
+            return _reset_connection(request)
 
         self._record(request, body, digest, reply.status, fault, received_at)
         if isinstance(fault, StallBody):
@@ -539,7 +550,8 @@ class SandboxServer:
         )
 
 
-def _fault_reply(fault: Respond) -> Reply:
+def fault_reply(fault: Respond) -> Reply:
+    """Build the reply of a ``Respond`` fault."""
     body = fault.body
     if body is None:
         payload = error_body(
@@ -564,6 +576,20 @@ def _drop_connection(request: web.Request) -> web.Response:
     """Close the connection, so that aiohttp quietly fails to send the returned response."""
     request.protocol.force_close()
     return web.Response(status=204)
+
+
+def _reset_connection(request: web.Request) -> web.Response:
+    """Reset the connection: with ``SO_LINGER`` 0, closing the socket sends an RST, not a FIN."""
+    transport = request.transport
+    if transport is not None:
+        set_linger_zero(transport.get_extra_info("socket"))
+    return _drop_connection(request)
+
+
+def set_linger_zero(sock: socket.socket | None) -> None:
+    """Make closing ``sock`` send an RST and discard unsent data, instead of a FIN."""
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _is_loopback(host: str) -> bool:

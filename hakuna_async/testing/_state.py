@@ -70,12 +70,16 @@ class ReceivedEvent:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """One request that reached the sandbox, as received.
+    """One request that reached the sandbox or a ``RawHTTPServer``, as received.
 
-    ``headers`` is the case-insensitive header mapping. An ``Authorization`` value
-    other than the sandbox's own key is replaced by ``<redacted>``, so that a real key
-    sent by mistake is never stored. ``status`` is the status sent, or ``None`` when a
-    ``Drop`` fault closed the connection. ``fault`` names the fault type applied.
+    ``headers`` is the case-insensitive multi-valued header mapping, with every header
+    line received. An ``Authorization`` value other than the sandbox's own key is
+    replaced by ``<redacted>``, so that a real key sent by mistake is never stored (the
+    raw server stores every value as received). ``path`` is percent-decoded by the
+    sandbox and kept as sent by the raw server. ``body`` is empty when the connection
+    was reset before the body was read. ``status`` is the status sent (for the raw
+    server: sent in whole or in part), or ``None`` when no response was sent. ``fault``
+    names the fault type (for the raw server: the behaviour) applied.
     """
 
     method: str
