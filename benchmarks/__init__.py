@@ -1,0 +1,1 @@
+"""Benchmarks of hakuna-async against raw aiohttp and httpx-based clients (``make bench``)."""
