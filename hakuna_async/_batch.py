@@ -58,11 +58,13 @@ async def run_batch(
             if item is None:
                 return
             index, event = item
-            async with pressure.slot():
-                try:
-                    result = await publish_one(index, event)
-                except Exception as error:  # an unexpected failure still yields its result
-                    result = PublishResult(index, error=error)
+            await pressure.acquire()
+            try:
+                result = await publish_one(index, event)
+            except Exception as error:  # an unexpected failure still yields its result
+                result = PublishResult(index, error=error)
+            finally:
+                pressure.release()
             await results.put(result)
 
     workers = [asyncio.create_task(work()) for _ in range(pressure.max_concurrency)]

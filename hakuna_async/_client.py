@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 import math
-import uuid
 import warnings
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from . import __version__
 from ._config import DEFAULT_TIMEOUT, Timeout, check_header_value, resolve_api_key, resolve_base_url
@@ -27,6 +27,7 @@ from ._errors import (
     describe_status_error,
     error_class_for_status,
 )
+from ._keys import new_idempotency_key
 from ._logging import configure_from_environment, logger
 from ._pressure import BatchPressure
 from ._retry import RetryPolicy, parse_retry_after
@@ -42,6 +43,7 @@ IDEMPOTENCY_HEADER = "Hakuna-Idempotency-Key"
 T = TypeVar("T")
 
 _error_decoder = msgspec.json.Decoder(ErrorResponse)
+_JSON_HEADERS = {"Content-Type": "application/json"}
 _MAX_ERROR_BODY = 4096
 _DEADLINE_SLACK = 0.001
 
@@ -103,16 +105,20 @@ class HakunaClient:
         )
         self.timeout = DEFAULT_TIMEOUT if timeout is None else Timeout.of(timeout)
         self.retry_policy = (retry_policy or RetryPolicy()).with_max_retries(max_retries)
-        self._transport = Transport(connection_limit=connection_limit)
-
-        # Built once: every request copies this dict at most once.
-        self._headers: dict[str, str] = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Hakuna-Version": API_VERSION,
-            "Accept": "application/json",
-            "User-Agent": f"hakuna-async/{__version__}",
-        }
-        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        # Sent with every request, so set once on the session; each request only adds
+        # its Content-Type and idempotency key.
+        self._transport = Transport(
+            connection_limit=connection_limit,
+            default_headers={
+                "Authorization": f"Bearer {self._api_key}",
+                "Hakuna-Version": API_VERSION,
+                "Accept": "application/json",
+                "User-Agent": f"hakuna-async/{__version__}",
+            },
+        )
+        # Parsed once per operation without path parameters, so that aiohttp does not
+        # parse the same URL string on every request.
+        self._fixed_urls: dict[str, URL] = {}
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
         self.stats = ClientStats()
 
@@ -146,7 +152,7 @@ class HakunaClient:
                 stacklevel=2,
             )
 
-    async def request(
+    def request(
         self,
         operation: Operation,
         *,
@@ -157,51 +163,64 @@ class HakunaClient:
         timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         pressure: BatchPressure | None = None,
-    ) -> Any:
-        """Call ``operation`` with retries and return its decoded 2xx response.
+    ) -> Coroutine[Any, Any, Any]:
+        """Call ``operation`` with retries; await the result for its decoded 2xx response.
 
-        ``body`` is the already validated JSON body. For operations that take an
-        idempotency key, one is generated when ``idempotency_key`` is ``None``, and
-        the same key is sent with every attempt. ``pressure``, when given, is the
-        throttling state of a batch: every attempt waits out its pauses, and a 429 or
-        503 answer pauses the whole batch. Raise an ``APIError`` subclass on failure;
-        ``asyncio.CancelledError`` is never caught.
+        The arguments are checked when this is called, and the request is sent when
+        the result is awaited: a plain function returning the coroutine saves one
+        coroutine layer per call. ``body`` is the already validated JSON body. For
+        operations that take an idempotency key, one is generated when
+        ``idempotency_key`` is ``None``, and the same key is sent with every attempt.
+        ``pressure``, when given, is the throttling state of a batch: every attempt
+        waits out its pauses, and a 429 or 503 response pauses the whole batch. Raise
+        an ``APIError`` subclass on failure; ``asyncio.CancelledError`` is never
+        caught.
         """
         path = _expand_path(operation, path_params)
-        url = self.base_url + path
+        url: str | URL
         if query:
-            url += "?" + "&".join(
-                f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in query.items()
+            url = (
+                self.base_url
+                + path
+                + "?"
+                + "&".join(
+                    f"{quote(name, safe='')}={quote(value, safe='')}"
+                    for name, value in query.items()
+                )
             )
+        elif operation.path_params:
+            url = self.base_url + path
+        else:
+            url = self._fixed_urls.get(path) or self._fixed_url(path)
 
-        headers = self._json_headers if body is not None else self._headers
+        headers: dict[str, str] | None = _JSON_HEADERS if body is not None else None
         key: str | None = None
         if operation.sends_idempotency_key:
             if idempotency_key is None:
-                key = str(uuid.uuid4())
+                key = new_idempotency_key()
             else:
                 key = check_header_value(IDEMPOTENCY_HEADER, idempotency_key)
-            headers = {**headers, IDEMPOTENCY_HEADER: key}
+            headers = {**(headers or {}), IDEMPOTENCY_HEADER: key}
 
         call_timeout = self.timeout if timeout is None else Timeout.of(timeout)
         policy = self.retry_policy.with_max_retries(max_retries)
-        response = await self._send_with_retries(
-            operation.method, path, url, headers, body, key, call_timeout, policy, pressure
+        return self._send_with_retries(
+            operation, path, url, headers, body, key, call_timeout, policy, pressure
         )
-        return self._decode(operation, response, path, key)
 
     async def _send_with_retries(
         self,
-        method: str,
+        operation: Operation,
         path: str,
-        url: str,
-        headers: dict[str, str],
+        url: str | URL,
+        headers: dict[str, str] | None,
         body: bytes | None,
         key: str | None,
         timeout: Timeout,
         policy: RetryPolicy,
         pressure: BatchPressure | None,
-    ) -> HTTPResponse:
+    ) -> Any:
+        method = operation.method
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout.total
         attempt = 0
@@ -259,7 +278,7 @@ class HakunaClient:
                 if response.status < 300:
                     if pressure is not None:
                         pressure.on_success()
-                    return response
+                    return self._decode(operation, response, path, key)
                 status_error = _status_error(method, path, key, attempt, response)
                 error = status_error
                 if not policy.is_retryable_status(response.status):
@@ -302,6 +321,11 @@ class HakunaClient:
             ):
                 pressure.on_throttled(wait)
             await asyncio.sleep(wait)
+
+    def _fixed_url(self, path: str) -> URL:
+        url = URL(self.base_url + path)
+        self._fixed_urls[path] = url
+        return url
 
     def _decode(
         self, operation: Operation, response: HTTPResponse, path: str, key: str | None

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import deque
 
 __all__ = ["BatchPressure"]
 
@@ -49,21 +48,37 @@ class BatchPressure:
         self._pause_until = 0.0
         self._decreased_for_pause_until = 0.0
         self._next_start = 0.0
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the ``limit`` slots for an event, after the rate limit allows it."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._in_flight < self.limit)
-            self._in_flight += 1
+    async def acquire(self) -> None:
+        """Take one of the ``limit`` slots for an event, after the rate limit allows it.
+
+        Every ``acquire`` must be followed by one ``release``, also when it is cancelled
+        after returning.
+        """
+        while self._in_flight >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._in_flight += 1
         try:
             await self._wait_for_rate()
-            yield
-        finally:
-            async with self._changed:
-                self._in_flight -= 1
-                self._changed.notify_all()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give a slot back and wake one worker waiting for it."""
+        self._in_flight -= 1
+        while self._waiters and self._in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     async def before_attempt(self) -> None:
         """Wait out a batch-wide pause, if one is running, plus this worker's jitter."""
@@ -93,7 +108,7 @@ class BatchPressure:
         if self._healthy_in_a_row >= self.limit and self.limit < self.max_concurrency:
             self.limit += 1
             self._healthy_in_a_row = 0
-            # Waiters re-check the limit when any slot is released; this is enough.
+            # Waiters take the new slot when the next slot is released.
 
     async def _wait_for_rate(self) -> None:
         if self.rate_limit is None:

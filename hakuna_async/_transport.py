@@ -29,14 +29,15 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
-from ._errors import ClientStateError, FieldError, RequestValidationError
+from ._errors import ClientStateError
 from ._logging import logger
 
 __all__ = ["HTTPResponse", "Transport"]
@@ -84,8 +85,13 @@ class Transport:
     ``connection_limit`` bounds the open connections of the pool.
     """
 
-    def __init__(self, *, connection_limit: int = 100) -> None:
+    def __init__(
+        self, *, connection_limit: int = 100, default_headers: Mapping[str, str] | None = None
+    ) -> None:
         self._connection_limit = connection_limit
+        # Sent with every request; set once on the session, so that each request only
+        # adds its own headers.
+        self._default_headers = dict(default_headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = _fork_generation
@@ -103,23 +109,23 @@ class Transport:
     async def request(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         *,
-        headers: dict[str, str],
+        headers: dict[str, str] | None,
         body: bytes | None,
         timeout: aiohttp.ClientTimeout,
         attempt: int | None = None,
     ) -> HTTPResponse:
         """Send one request and read the whole response.
 
-        Raise ``RequestValidationError`` before sending when the URL path has a ``.``
-        or ``..`` segment. Raise ``ClientStateError`` when this transport is closed or
+        ``headers`` are added to the transport's default headers. The caller makes
+        sure that ``url`` has no ``.`` or ``..`` path segment, which URL normalization
+        would remove. Raise ``ClientStateError`` when this transport is closed or
         owned by another open event loop. Connection failures raise
         ``aiohttp.ClientError`` subclasses, and a limit of ``timeout`` raises
         ``TimeoutError``. The connection goes back to the pool, or is closed, before
         this returns or raises. ``attempt`` (1-based) only labels the DEBUG log record.
         """
-        path = _checked_path(url)
         session = self._session
         loop = asyncio.get_running_loop()
         if session is None or self._loop is not loop or self._generation != _fork_generation:
@@ -136,7 +142,7 @@ class Transport:
                 logger.debug(
                     "%s %s failed after %.1f ms%s: %s",
                     method,
-                    path,
+                    _path_of(url),
                     (loop.time() - started) * 1000,
                     _attempt_label(attempt, headers),
                     "timed out" if isinstance(exc, TimeoutError) else _describe(exc),
@@ -147,7 +153,7 @@ class Transport:
             logger.debug(
                 "%s %s -> HTTP %d in %.1f ms%s",
                 method,
-                path,
+                _path_of(url),
                 response.status,
                 (loop.time() - started) * 1000,
                 _attempt_label(attempt, headers),
@@ -239,6 +245,10 @@ class Transport:
             auto_decompress=True,
             raise_for_status=False,
             skip_auto_headers=("User-Agent",),
+            headers=self._default_headers,
+            # The API authenticates with a bearer token; a cookie jar would only keep
+            # state between requests and cost a lookup per request and per response.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     def _forget_session(self) -> None:
@@ -291,32 +301,14 @@ def _is_closed(loop: asyncio.AbstractEventLoop | None) -> bool:
     return loop is None or loop.is_closed()
 
 
-def _checked_path(url: str) -> str:
-    """Return the path of ``url``, or raise if URL normalization would change it.
-
-    aiohttp (through yarl) removes ``.`` and ``..`` segments, also percent-encoded
-    ones, so ``/orders/../plan-connections`` would be sent as ``/plan-connections``.
-    """
-    path = urlsplit(url).path
-    for segment in path.split("/"):
-        if unquote(segment) in (".", ".."):
-            raise RequestValidationError(
-                "request path",
-                [
-                    FieldError(
-                        "path",
-                        f"{path!r} contains the segment {segment!r}, which URL normalization "
-                        "would remove, so the request would reach another resource",
-                    )
-                ],
-            )
-    return path
+def _path_of(url: str | URL) -> str:
+    return urlsplit(str(url)).path
 
 
-def _attempt_label(attempt: int | None, headers: dict[str, str]) -> str:
+def _attempt_label(attempt: int | None, headers: dict[str, str] | None) -> str:
     """Return " (attempt 2, idempotency key ...)" with the parts that are known."""
     parts = [] if attempt is None else [f"attempt {attempt}"]
-    key = headers.get(IDEMPOTENCY_HEADER)
+    key = None if headers is None else headers.get(IDEMPOTENCY_HEADER)
     if key is not None:
         parts.append(f"idempotency key {key}")
     return f" ({', '.join(parts)})" if parts else ""
