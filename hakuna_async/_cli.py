@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -17,6 +18,9 @@ from ._client import HakunaClient
 from ._config import DEFAULT_TIMEOUT, ENVIRONMENTS, Timeout
 from ._errors import HakunaError
 from .batch import BatchSummary, LineResult, publish_jsonl
+
+if TYPE_CHECKING:
+    from .distributed import DistributedSummary
 
 __all__ = ["main"]
 
@@ -29,8 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     arguments = parser.parse_args(argv)
     if arguments.command == "publish":
+        publish = _publish
+        if arguments.redis is not None:
+            conflict = _distributed_conflict(arguments)
+            if conflict:
+                parser.error(conflict)
+            publish = _publish_distributed
+        elif any(getattr(arguments, name) is not None for name in _DISTRIBUTED_OPTIONS):
+            parser.error("--run-id, --job-size, --max-queued-jobs and --stall-timeout need --redis")
         try:
-            return asyncio.run(_publish(arguments))
+            return asyncio.run(publish(arguments))
+        except _MissingExtraError as error:
+            print(f"hakuna-async: {error}", file=sys.stderr)
+            return 2
         except HakunaError as error:
             print(f"hakuna-async: {error}", file=sys.stderr)
             return 2
@@ -135,6 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "URL); set it to keep keys stable across API key rotation",
     )
     publish.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    _add_distributed_options(publish)
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -173,19 +189,11 @@ async def _publish(arguments: argparse.Namespace) -> int:
             connection_limit=arguments.concurrency,
         )
     total = None if arguments.file == "-" else _count_event_lines(Path(arguments.file))
-    shown_errors = 0
+    show_error = _ErrorPrinter()
 
     def show(result: LineResult, summary: BatchSummary) -> None:
-        nonlocal shown_errors
         progress.update(summary)
-        if result.error is None:
-            return
-        shown_errors += 1
-        if shown_errors <= _MAX_SHOWN_ERRORS:
-            kind = "rejected" if result.error["type"] == "RequestValidationError" else "failed"
-            print(f"line {result.line}: {kind}: {result.error['message']}", file=sys.stderr)
-        elif shown_errors == _MAX_SHOWN_ERRORS + 1:
-            print("(further errors are written to --results only)", file=sys.stderr)
+        show_error(result)
 
     # NOTE: input and results are read and written with buffered blocking calls on the
     # loop's thread. That is fast for files; a slow pipe on stdin stalls the requests in
@@ -218,13 +226,30 @@ async def _publish(arguments: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def _write_summary_json(path: Path, summary: BatchSummary) -> None:
+def _write_summary_json(path: Path, summary: BatchSummary | DistributedSummary) -> None:
     figures = {**msgspec.structs.asdict(summary), "ok": summary.ok}
     path.write_bytes(msgspec.json.encode(figures) + b"\n")
 
 
 class _InputError(HakunaError):
     """The input or results file cannot be used."""
+
+
+class _ErrorPrinter:
+    """Print the first rejected or failed lines to stderr, then a note that there are more."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, result: LineResult) -> None:
+        if result.error is None:
+            return
+        self.count += 1
+        if self.count <= _MAX_SHOWN_ERRORS:
+            kind = "rejected" if result.error["type"] == "RequestValidationError" else "failed"
+            print(f"line {result.line}: {kind}: {result.error['message']}", file=sys.stderr)
+        elif self.count == _MAX_SHOWN_ERRORS + 1:
+            print("(further errors are written to --results only)", file=sys.stderr)
 
 
 def _count_event_lines(path: Path) -> int | None:
@@ -323,6 +348,168 @@ class _Progress:
     def __exit__(self, *exc_info: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+# Distributed mode: the producer of hakuna_async.distributed, for arq workers.
+
+_DISTRIBUTED_OPTIONS = ("run_id", "job_size", "max_queued_jobs", "stall_timeout")
+
+
+class _MissingExtraError(Exception):
+    """An optional dependency of the requested mode is not installed."""
+
+
+def _add_distributed_options(publish: argparse.ArgumentParser) -> None:
+    group = publish.add_argument_group(
+        "distributed mode",
+        "Publish through arq workers on any number of machines instead of from this "
+        "process: this command enqueues jobs of --job-size lines in Redis and waits for "
+        "the workers (arq hakuna_async.distributed.WorkerSettings), which read the API key "
+        "and base URL from their own environment. Running it again on the same file "
+        "enqueues only the jobs that are not finished or had failed lines.",
+    )
+    group.add_argument(
+        "--redis",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="enqueue jobs in the Redis at URL (without URL: HAKUNA_REDIS_URL, else "
+        "redis://127.0.0.1:6379/0)",
+    )
+    group.add_argument(
+        "--run-id",
+        help="name of the run, which keeps its progress in Redis (default: derived from the "
+        "file's path, size and modification time)",
+    )
+    group.add_argument(
+        "--job-size",
+        type=_positive_int,
+        metavar="LINES",
+        help="event lines per job (default: 500)",
+    )
+    group.add_argument(
+        "--max-queued-jobs",
+        type=_positive_int,
+        metavar="JOBS",
+        help="wait while this many jobs are queued or running, which bounds the memory "
+        "Redis uses; keep it at least twice the jobs all workers run at once (default: 40)",
+    )
+    group.add_argument(
+        "--stall-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop waiting when no job finishes for this long (default: 900)",
+    )
+
+
+def _distributed_conflict(arguments: argparse.Namespace) -> str | None:
+    if arguments.file == "-":
+        return "--redis needs a file, not standard input: a lost job is read from it again"
+    conflicts = [
+        ("--resume", arguments.resume, "a rerun of the same command resumes by itself"),
+        ("--dry-run", arguments.dry_run, "validate without --redis"),
+        ("--rate-limit", arguments.rate_limit is not None, "it limits one process only"),
+        (
+            "--idempotency random",
+            arguments.idempotency == "random",
+            "a job that runs twice would publish its events twice",
+        ),
+        ("--api-key", arguments.api_key is not None, _WORKERS_CONFIGURE_THE_CLIENT),
+        ("--base-url", arguments.base_url is not None, _WORKERS_CONFIGURE_THE_CLIENT),
+        ("--environment", arguments.environment is not None, _WORKERS_CONFIGURE_THE_CLIENT),
+    ]
+    for option, used, reason in conflicts:
+        if used:
+            return f"{option} cannot be used with --redis: {reason}"
+    return None
+
+
+_WORKERS_CONFIGURE_THE_CLIENT = (
+    "the workers read HAKUNA_API_KEY and HAKUNA_BASE_URL or HAKUNA_ENVIRONMENT "
+    "from their own environment"
+)
+
+
+async def _publish_distributed(arguments: argparse.Namespace) -> int:
+    try:
+        from .distributed import (
+            DEFAULT_JOB_SIZE,
+            DEFAULT_MAX_QUEUED_JOBS,
+            DEFAULT_REDIS_URL,
+            DEFAULT_STALL_TIMEOUT,
+            publish_distributed,
+        )
+    except ImportError as error:
+        raise _MissingExtraError(
+            f"--redis needs the distributed extra ({error}): "
+            "pip install 'hakuna-async[distributed]'"
+        ) from None
+
+    redis_url = arguments.redis or os.environ.get("HAKUNA_REDIS_URL") or DEFAULT_REDIS_URL
+    stall_timeout = arguments.stall_timeout or DEFAULT_STALL_TIMEOUT
+    total = _count_event_lines(Path(arguments.file))
+
+    def show(summary: DistributedSummary) -> None:
+        progress.update(
+            BatchSummary(
+                published=summary.published,
+                rejected=summary.rejected,
+                failed=summary.failed,
+                elapsed_seconds=summary.elapsed_seconds,
+            )
+        )
+
+    with _Progress(total, enabled=not arguments.no_progress) as progress:
+        try:
+            summary = await publish_distributed(
+                arguments.file,
+                redis_url=redis_url,
+                run_id=arguments.run_id,
+                results=arguments.results,
+                job_size=arguments.job_size or DEFAULT_JOB_SIZE,
+                max_queued_jobs=arguments.max_queued_jobs or DEFAULT_MAX_QUEUED_JOBS,
+                concurrency=arguments.concurrency,
+                key_namespace=arguments.key_namespace,
+                timeout=arguments.timeout,
+                max_retries=arguments.max_retries,
+                stall_timeout=stall_timeout,
+                on_progress=show,
+                on_error=_ErrorPrinter(),
+            )
+        except OSError as error:
+            raise _InputError(f"Cannot read or write {error.filename}: {error.strerror}.") from None
+        except ValueError as error:
+            raise _InputError(str(error)) from None
+
+    _print_distributed_summary(summary)
+    if summary.stalled:
+        print(
+            f"hakuna-async: no job finished for {stall_timeout:g} s, so the command stopped "
+            "waiting. Check that workers are running "
+            "(arq hakuna_async.distributed.WorkerSettings), then run it again.",
+            file=sys.stderr,
+        )
+    if arguments.summary_json:
+        _write_summary_json(Path(arguments.summary_json), summary)
+    return 0 if summary.ok else 1
+
+
+def _print_distributed_summary(summary: DistributedSummary) -> None:
+    rows = [
+        ("event lines", f"{summary.lines:,}"),
+        ("published", f"{summary.published:,}"),
+        ("rejected locally", f"{summary.rejected:,}"),
+        ("failed remotely", f"{summary.failed:,}"),
+        ("unfinished", f"{summary.unfinished:,}"),
+        ("skipped (done before)", f"{summary.skipped:,}"),
+        ("jobs", f"{summary.jobs:,}"),
+        ("jobs enqueued again", f"{summary.requeued_jobs:,}"),
+        ("elapsed", f"{summary.elapsed_seconds:.2f} s"),
+        ("events per second", f"{summary.events_per_second:,.0f}"),
+    ]
+    print(f"Summary of run {summary.run_id}")
+    for label, value in rows:
+        print(f"  {label:<21} {value:>10}")
 
 
 def _serve_sandbox(arguments: argparse.Namespace) -> int:
