@@ -57,6 +57,10 @@ GENERATOR_OPTIONS = [
     "--output-datetime-class",
     "datetime",
     "--keyword-only",
+    # additionalProperties: false on request schemas becomes forbid_unknown_fields.
+    "--use-msgspec-forbid-unknown-fields",
+    # Schema descriptions become class docstrings.
+    "--use-schema-description",
     # Imports under TYPE_CHECKING would make msgspec fail with NameError when decoding.
     "--no-use-type-checking-imports",
     # Enums marked `x-extensible-enum: true` decode values they do not list.

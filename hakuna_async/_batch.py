@@ -8,6 +8,13 @@ from typing import Any
 
 import msgspec
 
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BatchStoppedError,
+    PermissionDeniedError,
+)
 from ._pressure import BatchPressure
 
 __all__ = ["PublishBatch", "PublishResult", "run_batch"]
@@ -44,16 +51,21 @@ async def run_batch(
     """Call ``publish_one(index, event)`` for every event; yield each result as it comes.
 
     ``pressure.max_concurrency`` workers pull the next event only when they are
-    free and hold one of ``pressure.limit`` slots while publishing it; results wait
-    in a queue of as many places. So memory does not grow with the input. An
-    exception raised by the input iterable itself stops the batch and is re-raised
-    after the results already produced.
+    free and hold one of ``pressure.limit`` slots while publishing it. Results wait
+    in a queue of as many places, so memory does not grow with the input.
+
+    The batch stops early, with ``BatchStoppedError`` after the results of the events
+    already taken, when going on would only fail the same way for every event: on a
+    401 or 403, or when ``max(8, concurrency)`` events in a row failed to connect. An
+    exception raised by the input iterable itself stops the batch too, and is
+    re-raised after the results already produced.
     """
     source = _EventSource(events)
     results: asyncio.Queue[Any] = asyncio.Queue(maxsize=pressure.max_concurrency)
+    breaker = _Breaker(connection_failures=max(8, pressure.max_concurrency))
 
     async def work() -> None:
-        while True:
+        while breaker.stop is None:
             item = await source.next()
             if item is None:
                 return
@@ -65,13 +77,15 @@ async def run_batch(
                 result = PublishResult(index, error=error)
             finally:
                 pressure.release()
+            breaker.count(result)
             await results.put(result)
 
     workers = [asyncio.create_task(work()) for _ in range(pressure.max_concurrency)]
 
     async def close_when_done() -> None:
-        # Workers catch every error of an event, so they end only when the input does
-        # (or when the batch is closed, which cancels this task too).
+        # Workers catch every error of an event, so they end only when the input does,
+        # when the breaker stops the batch, or when the batch is closed (which cancels
+        # this task too).
         await asyncio.gather(*workers, return_exceptions=True)
         await results.put(_DONE)
 
@@ -87,8 +101,47 @@ async def run_batch(
             task.cancel()
         await asyncio.gather(*workers, closer, return_exceptions=True)
 
+    if breaker.stop is not None:
+        raise breaker.stop
     if source.error is not None:
         raise source.error
+
+
+class _Breaker:
+    """Decide when a batch should stop because every further event would fail alike."""
+
+    def __init__(self, *, connection_failures: int) -> None:
+        self._limit = connection_failures
+        self._failures_in_a_row = 0
+        self._done = 0
+        self.stop: BatchStoppedError | None = None
+
+    def count(self, result: PublishResult) -> None:
+        self._done += 1
+        error = result.error
+        if isinstance(error, APIConnectionError):
+            self._failures_in_a_row += 1
+        elif error is None or isinstance(error, APIStatusError):
+            self._failures_in_a_row = 0
+
+        if self.stop is not None:
+            return
+        if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+            self.stop = BatchStoppedError(
+                f"Stopped the batch after {self._done} events, because Hakuna rejected the "
+                f"API key (HTTP {error.status}): every further event would fail the same "
+                "way. Fix the key, then run the batch again; events not yet read were not "
+                "sent, and with a results file --resume skips the ones already published.",
+                cause=error,
+            )
+        elif self._failures_in_a_row >= self._limit:
+            self.stop = BatchStoppedError(
+                f"Stopped the batch after {self._failures_in_a_row} events in a row failed to "
+                "reach Hakuna, each after its retries. Check the network and the base URL, "
+                "then run the batch again; with a results file --resume skips the events "
+                "already published.",
+                cause=error,
+            )
 
 
 class _EventSource:

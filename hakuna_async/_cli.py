@@ -175,6 +175,11 @@ def _build_parser() -> argparse.ArgumentParser:
 async def _publish(arguments: argparse.Namespace) -> int:
     client = None
     if not arguments.dry_run:
+        if not (arguments.api_key or os.environ.get("HAKUNA_API_KEY")):
+            raise _InputError(
+                "No API key: pass --api-key KEY or set HAKUNA_API_KEY. Keys are managed in "
+                "Hakuna's Merchant Console; sandbox and production keys differ."
+            )
         timeout = Timeout(
             connect=min(DEFAULT_TIMEOUT.connect, arguments.timeout),
             read=min(DEFAULT_TIMEOUT.read, arguments.timeout),
@@ -189,7 +194,7 @@ async def _publish(arguments: argparse.Namespace) -> int:
             connection_limit=arguments.concurrency,
         )
     total = None if arguments.file == "-" else _count_event_lines(Path(arguments.file))
-    show_error = _ErrorPrinter()
+    show_error = _ErrorPrinter(has_results_file=arguments.results is not None)
 
     def show(result: LineResult, summary: BatchSummary) -> None:
         progress.update(summary)
@@ -198,7 +203,8 @@ async def _publish(arguments: argparse.Namespace) -> int:
     # NOTE: input and results are read and written with buffered blocking calls on the
     # loop's thread. That is fast for files; a slow pipe on stdin stalls the requests in
     # flight while it waits for the next line.
-    with _Progress(total, enabled=not arguments.no_progress) as progress:
+    label = "validating" if arguments.dry_run else "publishing"
+    with _Progress(total, enabled=not arguments.no_progress, label=label) as progress:
         async with contextlib.AsyncExitStack() as stack:
             if client is not None:
                 await stack.enter_async_context(client)
@@ -221,6 +227,8 @@ async def _publish(arguments: argparse.Namespace) -> int:
                 ) from None
 
     _print_summary(summary)
+    if summary.stopped:
+        print(f"hakuna-async: {summary.stopped}", file=sys.stderr)
     if arguments.summary_json:
         _write_summary_json(Path(arguments.summary_json), summary)
     return 0 if summary.ok else 1
@@ -238,8 +246,9 @@ class _InputError(HakunaError):
 class _ErrorPrinter:
     """Print the first rejected or failed lines to stderr, then a note that there are more."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, has_results_file: bool) -> None:
         self.count = 0
+        self._has_results_file = has_results_file
 
     def __call__(self, result: LineResult) -> None:
         if result.error is None:
@@ -249,7 +258,13 @@ class _ErrorPrinter:
             kind = "rejected" if result.error["type"] == "RequestValidationError" else "failed"
             print(f"line {result.line}: {kind}: {result.error['message']}", file=sys.stderr)
         elif self.count == _MAX_SHOWN_ERRORS + 1:
-            print("(further errors are written to --results only)", file=sys.stderr)
+            if self._has_results_file:
+                print("(further errors are written to the --results file only)", file=sys.stderr)
+            else:
+                print(
+                    "(further errors are not shown; pass --results FILE to keep every one)",
+                    file=sys.stderr,
+                )
 
 
 def _count_event_lines(path: Path) -> int | None:
@@ -261,30 +276,41 @@ def _count_event_lines(path: Path) -> int | None:
 
 
 def _print_summary(summary: BatchSummary) -> None:
-    rows = [
-        (
-            "validated, valid" if summary.dry_run else "published",
-            f"{summary.valid if summary.dry_run else summary.published:,}",
-        ),
-        ("rejected locally", f"{summary.rejected:,}"),
-        ("failed remotely", f"{summary.failed:,}"),
-        ("skipped (resumed)", f"{summary.skipped:,}"),
-        ("retries", f"{summary.retries:,}"),
-        ("throttled", f"{summary.throttled_seconds:.2f} s"),
-        ("elapsed", f"{summary.elapsed_seconds:.2f} s"),
-        ("events per second", f"{summary.events_per_second:,.0f}"),
-    ]
-    print("Summary (dry run: nothing was sent)" if summary.dry_run else "Summary")
-    for label, value in rows:
-        print(f"  {label:<18} {value:>10}")
+    if summary.dry_run:
+        print("Summary (dry run: nothing was sent)")
+        rows = [
+            ("valid", f"{summary.valid:,}"),
+            ("rejected locally", f"{summary.rejected:,}"),
+            ("skipped (resumed)", f"{summary.skipped:,}"),
+            ("elapsed", f"{summary.elapsed_seconds:.2f} s"),
+        ]
+    else:
+        print("Summary")
+        rows = [
+            ("published", f"{summary.published:,}"),
+            ("rejected locally", f"{summary.rejected:,}"),
+            ("failed remotely", f"{summary.failed:,}"),
+            ("skipped (resumed)", f"{summary.skipped:,}"),
+            ("retries", f"{summary.retries:,}"),
+            ("throttled", f"{summary.throttled_seconds:.2f} s"),
+            ("elapsed", f"{summary.elapsed_seconds:.2f} s"),
+            ("events per second", f"{summary.events_per_second:,.0f}"),
+        ]
+    for name, value in rows:
+        print(f"  {name:<18} {value:>10}")
 
 
 class _Progress:
-    """A rich progress bar on stderr, or nothing when disabled or not a terminal-less run."""
+    """A rich progress bar on stderr, unless disabled; rich draws it only on a terminal.
 
-    def __init__(self, total: int | None, *, enabled: bool) -> None:
+    It fits an 80-column terminal: done and total, percentage, rate, errors (rejected
+    plus failed), retries and the estimated time left. The summary has the rest.
+    """
+
+    def __init__(self, total: int | None, *, enabled: bool, label: str = "publishing") -> None:
         self._total = total
         self._enabled = enabled
+        self._label = label
         self._progress: Any = None
         self._task: Any = None
 
@@ -299,7 +325,6 @@ class _Progress:
                 Progress,
                 TaskProgressColumn,
                 TextColumn,
-                TimeElapsedColumn,
                 TimeRemainingColumn,
             )
         except ImportError:
@@ -311,23 +336,20 @@ class _Progress:
             self._enabled = False
             return self
         self._progress = Progress(
-            TextColumn("publishing"),
-            BarColumn(),
+            TextColumn(self._label),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[rate]:>6.0f}/s"),
-            TextColumn(
-                "rejected {task.fields[rejected]} failed {task.fields[failed]} "
-                "retries {task.fields[retries]} throttled {task.fields[throttled]:.1f}s"
-            ),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("errors {task.fields[errors]} retries {task.fields[retries]}"),
+            TextColumn("left"),
+            TimeRemainingColumn(compact=True),
             console=Console(stderr=True),
             refresh_per_second=8,
         )
         self._progress.start()
         self._task = self._progress.add_task(
-            "publish", total=self._total, rate=0.0, rejected=0, failed=0, retries=0, throttled=0.0
+            self._label, total=self._total, rate=0.0, errors=0, retries=0
         )
         return self
 
@@ -339,10 +361,8 @@ class _Progress:
             self._task,
             completed=summary.processed,
             rate=summary.processed / elapsed if elapsed > 0 else 0.0,
-            rejected=summary.rejected,
-            failed=summary.failed,
+            errors=summary.rejected + summary.failed,
             retries=summary.retries,
-            throttled=summary.throttled_seconds,
         )
 
     def __exit__(self, *exc_info: object) -> None:
@@ -474,7 +494,7 @@ async def _publish_distributed(arguments: argparse.Namespace) -> int:
                 max_retries=arguments.max_retries,
                 stall_timeout=stall_timeout,
                 on_progress=show,
-                on_error=_ErrorPrinter(),
+                on_error=_ErrorPrinter(has_results_file=arguments.results is not None),
             )
         except OSError as error:
             raise _InputError(f"Cannot read or write {error.filename}: {error.strerror}.") from None

@@ -17,6 +17,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStoppedError",
     "ClientStateError",
     "ConfigurationError",
     "ConflictError",
@@ -65,6 +66,19 @@ class RequestValidationError(HakunaError, ValueError):
         self.field = self.errors[0].field if self.errors else "$"
         details = "; ".join(str(error) for error in self.errors)
         super().__init__(f"Invalid {what}, nothing was sent: {details}. Fix the value and retry.")
+
+
+class BatchStoppedError(HakunaError):
+    """A batch stopped early, because every further event would have failed alike.
+
+    ``cause`` is the error that stopped it (also ``__cause__``). The results of the
+    events already taken were yielded before this was raised.
+    """
+
+    def __init__(self, message: str, *, cause: Exception | None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.__cause__ = cause
 
 
 class APIError(HakunaError):
@@ -202,6 +216,21 @@ _ADVICE: dict[type[APIStatusError], str] = {
 }
 
 
+# Advice for the error codes this project's sandbox sends. Hakuna does not publish its
+# error_code catalogue, so other codes fall back to the advice for the status.
+_ADVICE_BY_ERROR_CODE: dict[str, str] = {
+    "no_match": (
+        "No protection plan matches this product: Hakuna offers none for its category "
+        "and price, which is normal for products it does not cover."
+    ),
+    "no_available_plans": (
+        "No line item of this order can get a plan: each one is protected already or "
+        "matches no plan."
+    ),
+    "idempotency_key_reused": "Use a new idempotency key for a different request body.",
+}
+
+
 def error_class_for_status(status: int) -> type[APIStatusError]:
     """Return the exception class for an HTTP error status."""
     if status >= 500:
@@ -234,7 +263,7 @@ def describe_status_error(
         shown = "; ".join(_format_validation_error(item) for item in list(validation_errors)[:5])
         more = len(validation_errors) - 5
         message += f": {shown}" + (f" (and {more} more)" if more > 0 else "")
-    advice = _ADVICE.get(error_class)
+    advice = _ADVICE_BY_ERROR_CODE.get(error_code or "") or _ADVICE.get(error_class)
     if advice:
         message += f". {advice}"
     return message

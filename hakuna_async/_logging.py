@@ -9,10 +9,11 @@ idempotency key:
   error status that is not retried;
 - WARNING: each call given up after its retries or at its deadline.
 
-Setting ``HAKUNA_LOG=debug``, ``info`` or ``warning`` attaches a stderr handler at
-that level when the first client is created, for when the application configures no
-logging. The records still propagate, so the handlers of an application that
-configures logging too receive each record twice.
+Nothing is printed unless the application configures logging. Setting
+``HAKUNA_LOG=debug``, ``info`` or ``warning`` attaches a stderr handler at that level
+when the first client is created, for when the application configures no logging.
+The records still propagate, so the handlers of an application that configures
+logging too receive each record twice.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ import os
 import warnings
 
 logger = logging.getLogger("hakuna_async")
+# As the logging HOWTO advises for libraries: without this, Python's last-resort
+# handler would print WARNING records to stderr in applications that configure no
+# logging. Applications that configure logging still receive every record.
+logger.addHandler(logging.NullHandler())
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _configured = False

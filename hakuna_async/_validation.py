@@ -47,6 +47,12 @@ _decoders: dict[Any, msgspec.json.Decoder[Any]] = {
 # msgspec reports "Expected `int` >= 1 - at `$.payload.line_items[0].quantity`".
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
 _MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`$")
+# The spec's patterns for codes, and what to send instead.
+_PATTERN_HINTS = {
+    "'^[a-z]{3}$'": "use a lowercase ISO 4217 currency code such as 'eur'",
+    "'^[a-z]{2}$'": "use a lowercase ISO 3166-1 alpha-2 country code such as 'de'",
+}
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]+)`$")
 _EVENT_TAGS = tuple(str(event_type.__struct_config__.tag) for event_type in EVENT_TYPES)
 
 
@@ -63,8 +69,16 @@ def field_error_from(error: msgspec.ValidationError | msgspec.DecodeError) -> Fi
     missing = _MISSING_FIELD.match(message)
     if missing:
         return FieldError(f"{path}.{missing[1]}", "required field is missing")
+    unknown = _UNKNOWN_FIELD.match(message)
+    if unknown:
+        return FieldError(
+            f"{path}.{unknown[1]}", "unknown field; check its spelling against the model"
+        )
     if path == "$.type" and message.startswith("Invalid value"):
         return FieldError(path, f"{message}; expected one of: {', '.join(_EVENT_TAGS)}")
+    for pattern, hint in _PATTERN_HINTS.items():
+        if pattern in message:
+            message += f"; {hint}"
     return FieldError(path, message)
 
 

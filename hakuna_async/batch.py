@@ -26,8 +26,9 @@ from typing import IO, Any, Literal
 
 import msgspec
 
+from ._batch import PublishResult
 from ._client import HakunaClient
-from ._errors import APIError, APIStatusError, RequestValidationError
+from ._errors import APIError, APIStatusError, BatchStoppedError, RequestValidationError
 from ._journal import ConfirmedLines, Journal
 from ._validation import prepare_event
 
@@ -40,7 +41,9 @@ class BatchSummary(msgspec.Struct, kw_only=True):
     ``published``: accepted by Hakuna; ``rejected``: invalid, never sent;
     ``failed``: sent but not accepted (an error status, or no response after the
     retries); ``skipped``: already confirmed by the results file of an earlier run;
-    ``valid``: lines that passed validation in a dry run.
+    ``valid``: lines that passed validation in a dry run; ``stopped``: why the run
+    stopped before the end of the input (a rejected API key, or the API out of
+    reach), else ``None``.
     ``requests`` and ``retries`` count HTTP requests, ``throttled_seconds`` the time
     the batch was paused by 429 or 503 responses.
     """
@@ -56,6 +59,7 @@ class BatchSummary(msgspec.Struct, kw_only=True):
     elapsed_seconds: float = 0.0
     events_per_second: float = 0.0
     dry_run: bool = False
+    stopped: str | None = None
 
     @property
     def processed(self) -> int:
@@ -64,8 +68,8 @@ class BatchSummary(msgspec.Struct, kw_only=True):
 
     @property
     def ok(self) -> bool:
-        """True when no line was rejected or failed."""
-        return self.rejected == 0 and self.failed == 0
+        """True when no line was rejected or failed and the run was not stopped early."""
+        return self.rejected == 0 and self.failed == 0 and self.stopped is None
 
 
 class LineResult(msgspec.Struct, kw_only=True):
@@ -147,23 +151,13 @@ async def publish_jsonl(
                 key_namespace=key_namespace,
                 rate_limit=rate_limit,
             )
-            async for result in batch:
-                line_result = LineResult(
-                    line=line_numbers.pop(result.index),
-                    event_id=result.event_id,
-                    idempotency_key=result.idempotency_key,
-                )
-                if result.error is None:
-                    summary.published += 1
-                else:
-                    if isinstance(result.error, RequestValidationError):
-                        summary.rejected += 1
-                    else:
-                        summary.failed += 1
-                    line_result.error = describe_error(result.error)
-                summary.throttled_seconds = batch.throttled_seconds
-                summary.retries = client.stats.retries - retries_before
-                record(line_result)
+            try:
+                async for result in batch:
+                    summary.throttled_seconds = batch.throttled_seconds
+                    summary.retries = client.stats.retries - retries_before
+                    record(_line_result(result, line_numbers, summary))
+            except BatchStoppedError as error:
+                summary.stopped = str(error)
             summary.throttled_seconds = batch.throttled_seconds
 
     summary.elapsed_seconds = time.monotonic() - started
@@ -173,6 +167,26 @@ async def publish_jsonl(
         summary.requests = client.stats.requests - requests_before
         summary.retries = client.stats.retries - retries_before
     return summary
+
+
+def _line_result(
+    result: PublishResult, line_numbers: dict[int, int], summary: BatchSummary
+) -> LineResult:
+    """Turn a batch result into the results-file record, counting it in ``summary``."""
+    line_result = LineResult(
+        line=line_numbers.pop(result.index),
+        event_id=result.event_id,
+        idempotency_key=result.idempotency_key,
+    )
+    if result.error is None:
+        summary.published += 1
+    else:
+        if isinstance(result.error, RequestValidationError):
+            summary.rejected += 1
+        else:
+            summary.failed += 1
+        line_result.error = describe_error(result.error)
+    return line_result
 
 
 def describe_error(error: Exception) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -402,3 +403,69 @@ async def measure_publisher(
     assert process.returncode is not None
     figures = json.loads(stdout) if stdout else {}
     return figures, process.returncode, stderr.decode()
+
+
+# Stopping early when every further event would fail alike.
+
+
+async def test_rejected_key_stops_batch(sandbox: SandboxServer) -> None:
+    from hakuna_async import AuthenticationError, BatchStoppedError
+
+    results = []
+    async with HakunaClient("sk_wrong", base_url=sandbox.url) as client:
+        batch = client.events.publish_many(generate_events(2000, seed=41), concurrency=8)
+        with pytest.raises(BatchStoppedError) as raised:
+            async for result in batch:
+                results.append(result)
+
+    assert isinstance(raised.value.cause, AuthenticationError)
+    assert "API key" in str(raised.value)
+    assert 1 <= len(results) <= 16
+    assert len(sandbox.requests) == len(results)
+    assert all(isinstance(result.error, AuthenticationError) for result in results)
+
+
+async def test_unreachable_api_stops_batch() -> None:
+    from hakuna_async import APIConnectionError, BatchStoppedError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    policy = RetryPolicy(max_retries=1, initial_wait=0.01, max_wait=0.02)
+    results = []
+    async with HakunaClient(
+        "sk_test", base_url=f"http://127.0.0.1:{closed_port}", retry_policy=policy
+    ) as client:
+        batch = client.events.publish_many(generate_events(2000, seed=42), concurrency=4)
+        with pytest.raises(BatchStoppedError) as raised:
+            async for result in batch:
+                results.append(result)
+
+    assert isinstance(raised.value.cause, APIConnectionError)
+    assert 8 <= len(results) <= 12
+    assert "base URL" in str(raised.value)
+
+
+async def test_cli_reports_stopped_batch(sandbox: SandboxServer, tmp_path: Path) -> None:
+    source, results = tmp_path / "events.jsonl", tmp_path / "results.jsonl"
+    write_sample(source, 1000, seed=43)
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "publish",
+        str(source),
+        "--results",
+        str(results),
+        "--base-url",
+        sandbox.url,
+        "--api-key",
+        "sk_wrong",
+        "--no-progress",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 1
+    assert "Stopped the batch" in stderr.decode()
+    assert len(sandbox.requests) < 100
+    assert len(results.read_bytes().splitlines()) == len(sandbox.requests)

@@ -439,3 +439,80 @@ async def test_publish_many_aclose_stops_batch(
     await asyncio.sleep(0.1)
     assert stored < 100
     assert len(sandbox.events) == stored
+
+
+async def test_misspelt_field_is_rejected(
+    client: HakunaClient, sandbox: SandboxServer, redoc_order: Any
+) -> None:
+    protection = redoc_order["payload"]["line_items"][1]
+    protection["custom_propertes"] = protection.pop("custom_properties")
+
+    with pytest.raises(RequestValidationError) as raised:
+        await client.events.publish(redoc_order)
+
+    assert raised.value.field == "$.payload.line_items[1].custom_propertes"
+    assert "spelling" in str(raised.value)
+    assert len(sandbox.requests) == 0
+
+
+async def test_custom_properties_accept_merchant_keys(
+    client: HakunaClient, sandbox: SandboxServer, redoc_order: Any
+) -> None:
+    redoc_order["payload"]["line_items"][1]["custom_properties"]["gift_wrap"] = "yes"
+
+    await client.events.publish(redoc_order)
+
+    assert len(sandbox.events) == 1
+
+
+async def test_match_rejects_float_amount(client: HakunaClient, sandbox: SandboxServer) -> None:
+    with pytest.raises(RequestValidationError) as raised:
+        await client.plans.match(
+            product_id="p",
+            product_brand="b",
+            product_title="t",
+            product_category="smartphones",
+            product_price_amount=999.0,  # type: ignore[arg-type]
+            product_price_currency="eur",
+            user_session_id="s",
+        )
+
+    assert raised.value.field == "$.product_price_amount"
+    assert "cents" in str(raised.value)
+    assert "client.plans.match" in str(raised.value)
+    assert len(sandbox.requests) == 0
+
+
+async def test_checkout_type_error_lists_values(client: HakunaClient) -> None:
+    with pytest.raises(RequestValidationError) as raised:
+        await client.checkouts.retrieve(order_id="o-1", checkout_type="email")  # type: ignore[arg-type]
+
+    assert "expected one of: assist, redirect" in str(raised.value)
+
+
+async def test_uppercase_currency_error_hints_lowercase(
+    client: HakunaClient, redoc_order: Any
+) -> None:
+    redoc_order["payload"]["order_currency"] = "EUR"
+
+    with pytest.raises(RequestValidationError) as raised:
+        await client.events.publish(redoc_order)
+
+    assert "lowercase ISO 4217" in str(raised.value)
+
+
+async def test_no_match_error_explains_itself(client: HakunaClient) -> None:
+    with pytest.raises(NotFoundError) as raised:
+        await client.plans.match(
+            product_id="prd-cable",
+            product_brand="Anker",
+            product_title="USB-C Kabel",
+            product_category="cables",
+            product_price_amount=1299,
+            product_price_currency="eur",
+            user_session_id="s-1",
+        )
+
+    assert raised.value.error_code == "no_match"
+    assert "No protection plan matches this product" in str(raised.value)
+    assert "order_placed" not in str(raised.value)

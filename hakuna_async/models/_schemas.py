@@ -45,18 +45,30 @@ class CheckoutType(StrEnum):
     redirect = 'redirect'
 
 
-class OrderCancelledPayload(Struct, kw_only=True):
+class OrderCancelledPayload(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    The cancelled order and when it was cancelled.
+    """
+
     order_id: Identifier
     cancelled_at: AwareDatetime
 
 
-class Customer(Struct, kw_only=True):
+class Customer(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    The customer who placed the order.
+    """
+
     first_name: Annotated[str, Meta(min_length=1)]
     last_name: Annotated[str, Meta(min_length=1)]
     email: Annotated[str, Meta(min_length=3, pattern='^[^@\\s]+@[^@\\s]+$')]
 
 
-class BillingAddress(Struct, kw_only=True):
+class BillingAddress(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    The customer's billing address; `country` decides which plans apply.
+    """
+
     address_line_1: Annotated[str, Meta(min_length=1)]
     city: Annotated[str, Meta(min_length=1)]
     country: Country
@@ -65,25 +77,45 @@ class BillingAddress(Struct, kw_only=True):
 
 
 class CustomProperties(Struct, kw_only=True):
+    """
+    Merchant properties of a line item; `product_reference` marks a protection line.
+    """
+
     product_reference: Identifier | UnsetType = UNSET
 
 
-class LineItemQuantity(Struct, kw_only=True):
+class LineItemQuantity(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    How many units of an order's line item an event concerns.
+    """
+
     id: Identifier
     quantity: Quantity
 
 
-class CartCheckout(Struct, kw_only=True):
+class CartCheckout(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    A cart that was checked out, and the order it became.
+    """
+
     cart_id: Identifier
     user_session_id: Identifier
     order_id: Identifier
 
 
 class AcceptedEvent(Struct, kw_only=True):
+    """
+    Hakuna's receipt for a published event.
+    """
+
     event_id: str
 
 
 class PlanConnection(Struct, kw_only=True):
+    """
+    A product line item and the protection line item that covers it, if any.
+    """
+
     product_line_item_id: str
     plan_line_item_id: (
         Annotated[
@@ -97,16 +129,28 @@ class PlanConnection(Struct, kw_only=True):
 
 
 class OrderPlanConnections(Struct, kw_only=True):
+    """
+    Which product line items of an order are protected by which plan line items.
+    """
+
     order_id: str
     plan_connections: list[PlanConnection]
 
 
 class CartPlanConnections(Struct, kw_only=True):
+    """
+    Which product line items of a cart are protected by which plan line items.
+    """
+
     cart_id: str
     plan_connections: list[PlanConnection]
 
 
 class MatchedProduct(Struct, kw_only=True):
+    """
+    The product that plans were matched for, as sent.
+    """
+
     id: str
     title: str
     brand: str
@@ -116,6 +160,10 @@ class MatchedProduct(Struct, kw_only=True):
 
 
 class MatchedPlan(Struct, kw_only=True):
+    """
+    A protection plan that can be added to the cart for the product.
+    """
+
     merchant_product_id: Annotated[
         str,
         Meta(description="The merchant's own protection product to add to the cart."),
@@ -138,16 +186,30 @@ class MatchedPlan(Struct, kw_only=True):
 
 
 class PlanMatch(Struct, kw_only=True):
+    """
+    The product and the protection plans offered for it.
+    """
+
     product: MatchedProduct
     plans: list[MatchedPlan]
 
 
 class CartActionPayload(Struct, kw_only=True):
+    """
+    The payload of a cart action. `update_line_item` sets the quantity of a line
+    item; a quantity of 0 means "remove the line item".
+
+    """
+
     line_item_id: str | UnsetType = UNSET
     line_item_quantity: int | UnsetType = UNSET
 
 
 class CartAction(Struct, kw_only=True):
+    """
+    A change Hakuna requires in the cart; apply it and send the cart again.
+    """
+
     type: Annotated[
         str,
         Meta(
@@ -158,18 +220,30 @@ class CartAction(Struct, kw_only=True):
 
 
 class CartActions(Struct, kw_only=True):
+    """
+    The actions required to keep a cart's protection lines consistent.
+    """
+
     cart_id: str
     actions: list[CartAction]
     user_session_id: str | UnsetType = UNSET
 
 
 class AcceptedCartCheckout(Struct, kw_only=True):
+    """
+    Hakuna's receipt for a cart checkout.
+    """
+
     cart_id: str
     order_id: str
     user_session_id: str | UnsetType = UNSET
 
 
 class AvailablePlan(Struct, kw_only=True):
+    """
+    A plan still available for a line item of an order, in one country.
+    """
+
     line_item_id: str
     product_reference: str
     plan_price_amount: int
@@ -178,6 +252,10 @@ class AvailablePlan(Struct, kw_only=True):
 
 
 class Checkout(Struct, kw_only=True):
+    """
+    The plans still available for an order and the Assist or Redirect link to sell them.
+    """
+
     checkout_type: Literal['assist', 'redirect'] | str
     order_id: str
     available_plans: list[AvailablePlan]
@@ -192,6 +270,10 @@ class Checkout(Struct, kw_only=True):
 
 
 class ErrorDetail(Struct, kw_only=True):
+    """
+    What failed: Hakuna's error code, a message and the invalid fields.
+    """
+
     error_code: str | UnsetType = UNSET
     message: str | UnsetType = UNSET
     validation_errors: (
@@ -220,29 +302,58 @@ class CheckoutsGetParametersQuery(Struct, kw_only=True):
     checkout_type: CheckoutType
 
 
-class OrderCancelled(Struct, kw_only=True, tag_field='type', tag='order_cancelled'):
+class OrderCancelled(
+    Struct,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field='type',
+    tag='order_cancelled',
+):
+    """
+    A whole order was cancelled.
+    """
+
     payload: OrderCancelledPayload
 
 
-class LineItemsFulfilledPayload(Struct, kw_only=True):
+class LineItemsFulfilledPayload(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    Which units of which line items were fulfilled, and when.
+    """
+
     order_id: Identifier
     fulfilled_at: AwareDatetime
     line_items: Annotated[list[LineItemQuantity], Meta(min_length=1)]
 
 
-class LineItemsRefundedPayload(Struct, kw_only=True):
+class LineItemsRefundedPayload(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    Which units of which line items were refunded, and when.
+    """
+
     order_id: Identifier
     refunded_at: AwareDatetime
     line_items: Annotated[list[LineItemQuantity], Meta(min_length=1)]
 
 
-class LineItemsCancelledPayload(Struct, kw_only=True):
+class LineItemsCancelledPayload(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    Which units of which line items were cancelled, and when.
+    """
+
     order_id: Identifier
     cancelled_at: AwareDatetime
     line_items: Annotated[list[LineItemQuantity], Meta(min_length=1)]
 
 
-class LineItem(Struct, kw_only=True):
+class LineItem(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    A line of an order or cart. A protection line sets
+    `custom_properties.product_reference` to the `product_id` of the product it
+    protects; one plan covers one unit.
+
+    """
+
     id: Identifier
     quantity: Quantity
     price_amount: Amount
@@ -253,7 +364,11 @@ class LineItem(Struct, kw_only=True):
     custom_properties: CustomProperties | UnsetType = UNSET
 
 
-class Cart(Struct, kw_only=True):
+class Cart(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    The current state of a cart, sent on every change.
+    """
+
     cart_id: Identifier
     user_session_id: Identifier
     cart_currency: Currency
@@ -261,28 +376,60 @@ class Cart(Struct, kw_only=True):
 
 
 class ErrorResponse(Struct, kw_only=True):
+    """
+    The body of every error response.
+    """
+
     error: ErrorDetail
 
 
 class LineItemsFulfilled(
-    Struct, kw_only=True, tag_field='type', tag='line_items_fulfilled'
+    Struct,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field='type',
+    tag='line_items_fulfilled',
 ):
+    """
+    Line items of an order were shipped or handed over.
+    """
+
     payload: LineItemsFulfilledPayload
 
 
 class LineItemsRefunded(
-    Struct, kw_only=True, tag_field='type', tag='line_items_refunded'
+    Struct,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field='type',
+    tag='line_items_refunded',
 ):
+    """
+    Line items of an order were refunded; refund a protected product's protection with it.
+    """
+
     payload: LineItemsRefundedPayload
 
 
 class LineItemsCancelled(
-    Struct, kw_only=True, tag_field='type', tag='line_items_cancelled'
+    Struct,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field='type',
+    tag='line_items_cancelled',
 ):
+    """
+    Line items of an order were cancelled; cancel a protected product's protection with it.
+    """
+
     payload: LineItemsCancelledPayload
 
 
-class OrderPlacedPayload(Struct, kw_only=True):
+class OrderPlacedPayload(Struct, kw_only=True, forbid_unknown_fields=True):
+    """
+    The order: its id, time, currency, customer, billing address and line items.
+    """
+
     order_id: Identifier
     placed_at: AwareDatetime
     order_currency: Currency
@@ -292,7 +439,17 @@ class OrderPlacedPayload(Struct, kw_only=True):
     cart_id: Identifier | UnsetType = UNSET
 
 
-class OrderPlaced(Struct, kw_only=True, tag_field='type', tag='order_placed'):
+class OrderPlaced(
+    Struct,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field='type',
+    tag='order_placed',
+):
+    """
+    An order was placed. Publish orders without protection too.
+    """
+
     payload: OrderPlacedPayload
 
 

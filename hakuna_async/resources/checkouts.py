@@ -28,7 +28,11 @@ class Checkouts(Resource):
         been published with ``order_placed``. Raise ``NotFoundError`` when the order is
         unknown or no line item can be protected.
         """
-        query = validate_query(GET_CHECKOUT, {"order_id": order_id, "checkout_type": checkout_type})
+        query = validate_query(
+            GET_CHECKOUT,
+            {"order_id": order_id, "checkout_type": checkout_type},
+            "client.checkouts.retrieve",
+        )
         result: Checkout = await self._client.request(
             GET_CHECKOUT, query=query, timeout=timeout, max_retries=max_retries
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._config import Timeout
+from .._errors import FieldError, RequestValidationError
 from ..models import PlanMatch
 from ..models._operations import MATCH_PLANS
 from ._base import Resource, validate_query
@@ -33,10 +34,21 @@ class Plans(Resource):
         ``custom_properties.product_reference``. Raise ``NotFoundError`` when no plan
         matches.
         """
-        if isinstance(product_price_amount, bool) or not isinstance(product_price_amount, int):
-            amount: object = product_price_amount
-        else:
-            amount = str(product_price_amount)
+        if (
+            isinstance(product_price_amount, bool)
+            or not isinstance(product_price_amount, int)
+            or product_price_amount < 0
+        ):
+            raise RequestValidationError(
+                "arguments of client.plans.match",
+                [
+                    FieldError(
+                        "$.product_price_amount",
+                        "expected an int >= 0 in minor units (cents), for example 112900 "
+                        f"for 1,129.00 (value: {product_price_amount!r})",
+                    )
+                ],
+            )
         query = validate_query(
             MATCH_PLANS,
             {
@@ -44,10 +56,11 @@ class Plans(Resource):
                 "product_brand": product_brand,
                 "product_title": product_title,
                 "product_category": product_category,
-                "product_price_amount": amount,
+                "product_price_amount": str(product_price_amount),
                 "product_price_currency": product_price_currency,
                 "user_session_id": user_session_id,
             },
+            "client.plans.match",
         )
         result: PlanMatch = await self._client.request(
             MATCH_PLANS, query=query, timeout=timeout, max_retries=max_retries
