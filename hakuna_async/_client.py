@@ -56,7 +56,7 @@ class ClientStats(msgspec.Struct):
 
 
 class APIResponseValidationError(APIError):
-    """Hakuna answered 2xx with a body that does not match the expected model."""
+    """Hakuna responded 2xx with a body that does not match the expected model."""
 
 
 class HakunaClient:
@@ -461,7 +461,7 @@ def _timeout_reason(timeout: Timeout, now: float, deadline: float) -> str:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        # Its text is the repr of the partial response, which tells a reader nothing.
+        # Its text is the repr of the partial response, which helps no reader.
         return "the server closed the connection before a complete response"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

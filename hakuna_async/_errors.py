@@ -120,7 +120,7 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIStatusError(APIError):
-    """Hakuna answered with a 4xx or 5xx status.
+    """Hakuna responded with a 4xx or 5xx status.
 
     ``status`` is the HTTP status, ``error_code`` and ``validation_errors`` come from
     Hakuna's error body when it has one, ``body`` is the raw response body (at most 4 KiB
@@ -155,7 +155,7 @@ class APIStatusError(APIError):
 
 
 class BadRequestError(APIStatusError):
-    """400: Hakuna rejected the request as invalid; ``validation_errors`` says why."""
+    """400: Hakuna rejected the request as invalid; ``validation_errors`` lists why."""
 
 
 class AuthenticationError(APIStatusError):

@@ -1,4 +1,4 @@
-"""What every resource shares: the client it calls and query validation."""
+"""The base of every resource: the client it calls, and query validation."""
 
 from __future__ import annotations
 

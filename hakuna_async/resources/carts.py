@@ -49,7 +49,7 @@ class Carts(Resource):
     ) -> CartPlanConnections:
         """Fetch which product line items of a cart are protected by which plan line items.
 
-        Raise ``NotFoundError`` when Hakuna knows no such cart.
+        Raise ``NotFoundError`` when Hakuna has no such cart.
         """
         result: CartPlanConnections = await self._client.request(
             GET_CART_PLAN_CONNECTIONS,

@@ -21,7 +21,7 @@ class Orders(Resource):
         """Fetch the plan connections of an order published with ``order_placed``.
 
         Each product line item appears once, with the protection line item that covers
-        it or ``None``. Raise ``NotFoundError`` when Hakuna knows no such order.
+        it or ``None``. Raise ``NotFoundError`` when Hakuna has no such order.
         """
         result: OrderPlanConnections = await self._client.request(
             GET_ORDER_PLAN_CONNECTIONS,
