@@ -66,12 +66,15 @@ async def run_batch(
 
     async def work() -> None:
         while breaker.stop is None:
-            item = await source.next()
+            item = source.next_now() if source.is_sync else await source.next()
             if item is None:
                 return
             index, event = item
-            await pressure.acquire()
+            if not pressure.try_acquire():
+                await pressure.acquire()
             try:
+                if pressure.rate_limit is not None:
+                    await pressure.wait_for_rate()
                 result = await publish_one(index, event)
             except Exception as error:  # an unexpected failure still yields its result
                 result = PublishResult(index, error=error)
@@ -155,26 +158,47 @@ class _EventSource:
         self._exhausted = False
         self.error: BaseException | None = None
 
-    async def next(self) -> tuple[int, Any] | None:
+    @property
+    def is_sync(self) -> bool:
+        return self._sync is not None
+
+    def next_now(self) -> tuple[int, Any] | None:
+        """Return the next pair of a sync iterable, without a coroutine per event.
+
+        No await lies between reading and numbering, so workers need no lock.
+        """
         if self._exhausted:
             return None
+        assert self._sync is not None
         try:
-            if self._sync is not None:
-                # No await between reading and numbering, so no lock is needed.
-                event = next(self._sync)
-            else:
-                assert self._async is not None
-                async with self._lock:
-                    if self._exhausted:
-                        return None
-                    event = await anext(self._async)
-        except (StopIteration, StopAsyncIteration):
+            event = next(self._sync)
+        except StopIteration:
             self._exhausted = True
             return None
         except Exception as error:
             self._exhausted = True
             self.error = error
             return None
+        return self._numbered(event)
+
+    async def next(self) -> tuple[int, Any] | None:
+        """Return the next pair of an async iterable; one worker reads at a time."""
+        assert self._async is not None
+        async with self._lock:
+            if self._exhausted:
+                return None
+            try:
+                event = await anext(self._async)
+            except StopAsyncIteration:
+                self._exhausted = True
+                return None
+            except Exception as error:
+                self._exhausted = True
+                self.error = error
+                return None
+            return self._numbered(event)
+
+    def _numbered(self, event: Any) -> tuple[int, Any]:
         index = self._index
         self._index += 1
         return index, event

@@ -228,7 +228,7 @@ class HakunaClient:
 
         while True:
             attempt += 1
-            if pressure is not None:
+            if pressure is not None and pressure.paused_at(loop.time()):
                 await _wait_until_deadline(pressure.before_attempt(), deadline)
             remaining = deadline - loop.time()
             if remaining <= 0:

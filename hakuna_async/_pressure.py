@@ -50,11 +50,18 @@ class BatchPressure:
         self._next_start = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self) -> None:
-        """Take one of the ``limit`` slots for an event, after the rate limit allows it.
+    def try_acquire(self) -> bool:
+        """Take one of the ``limit`` slots if one is free, without waiting."""
+        if self._in_flight < self.limit and not self._waiters:
+            self._in_flight += 1
+            return True
+        return False
 
-        Every ``acquire`` must be followed by one ``release``, also when it is cancelled
-        after returning.
+    async def acquire(self) -> None:
+        """Take one of the ``limit`` slots, waiting until one is free.
+
+        Every ``acquire`` or successful ``try_acquire`` must be followed by one
+        ``release``. The rate limit is separate: see ``wait_for_rate``.
         """
         while self._in_flight >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
@@ -65,11 +72,6 @@ class BatchPressure:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         self._in_flight += 1
-        try:
-            await self._wait_for_rate()
-        except BaseException:
-            self.release()
-            raise
 
     def release(self) -> None:
         """Give a slot back and wake one worker waiting for it."""
@@ -110,7 +112,12 @@ class BatchPressure:
             self._healthy_in_a_row = 0
             # Waiters take the new slot when the next slot is released.
 
-    async def _wait_for_rate(self) -> None:
+    def paused_at(self, now: float) -> bool:
+        """Tell whether a batch-wide pause runs at ``now`` (a time of the loop's clock)."""
+        return self._pause_until > now
+
+    async def wait_for_rate(self) -> None:
+        """Wait until the rate limit allows the next event to start (no-op without one)."""
         if self.rate_limit is None:
             return
         loop = asyncio.get_running_loop()
