@@ -469,3 +469,30 @@ async def test_cli_reports_stopped_batch(sandbox: SandboxServer, tmp_path: Path)
     assert "Stopped the batch" in stderr.decode()
     assert len(sandbox.requests) < 100
     assert len(results.read_bytes().splitlines()) == len(sandbox.requests)
+
+
+async def test_429_window_pauses_then_completes(sandbox: SandboxServer) -> None:
+    # Every request gets 429 with Retry-After: 2 for one second, then the server recovers.
+    sandbox.faults.add(Respond(429, headers={"Retry-After": "2"}), path="/events", times=None)
+    policy = RetryPolicy(max_retries=4, initial_wait=0.05, max_wait=0.1)
+
+    async def recover_after_first_429() -> None:
+        while not any(r.status == 429 for r in sandbox.requests):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(1.0)
+        sandbox.faults.clear()
+
+    recovery = asyncio.create_task(recover_after_first_429())
+    async with HakunaClient(sandbox.api_key, base_url=sandbox.url, retry_policy=policy) as client:
+        batch = client.events.publish_many(generate_events(300, seed=44), concurrency=16)
+        results = [result async for result in batch]
+    await recovery
+
+    first_429 = next(r.received_at for r in sandbox.requests if r.status == 429)
+    inside_window = [
+        r for r in sandbox.requests if 0.2 < (r.received_at - first_429).total_seconds() < 2.0
+    ]
+    assert all(result.ok for result in results)
+    assert len(sandbox.events) == 300
+    assert inside_window == []
+    assert batch.throttled_seconds >= 2.0
