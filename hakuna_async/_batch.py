@@ -54,9 +54,10 @@ async def run_batch(
     free and hold one of ``pressure.limit`` slots while publishing it. Results wait
     in a queue of as many places, so memory does not grow with the input.
 
-    The batch stops early, with ``BatchStoppedError`` after the results of the events
-    already taken, when going on would only fail the same way for every event: on a
-    401 or 403, or when ``max(8, concurrency)`` events in a row failed to connect. An
+    The batch stops early when going on would only fail the same way for every
+    event: on a 401 or 403, or when ``max(8, concurrency)`` events in a row failed to
+    connect. It then raises ``BatchStoppedError`` after the results of the events
+    already taken. An
     exception raised by the input iterable itself stops the batch too, and is
     re-raised after the results already produced.
     """

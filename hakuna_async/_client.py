@@ -75,10 +75,10 @@ class HakunaClient:
     - ``environment``: ``"production"`` (default) or ``"sandbox"``; defaults to
       ``HAKUNA_ENVIRONMENT``.
     - ``base_url``: overrides the environment (also ``HAKUNA_BASE_URL``), for example a
-      local ``SandboxServer``'s ``url``. Plain ``http://`` is refused for non-loopback
+      local ``SandboxServer``'s ``url``. Plain ``http://`` is rejected for non-loopback
       hosts unless ``allow_insecure_http=True``.
-    - ``timeout``: a ``Timeout`` or a number of seconds for a whole call; the default
-      is ``Timeout()``: 10 s to connect, 30 s per read, 90 s per call.
+    - ``timeout``: a ``Timeout`` or a number of seconds for a whole call. The default
+      ``Timeout()`` allows 10 s to connect, 30 s per read and 90 s per call.
     - ``max_retries``: retries after the first attempt (default 2); ``retry_policy``
       sets the waits too.
     - ``connection_limit``: maximum open connections (default 100).

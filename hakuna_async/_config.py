@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-# yarl is aiohttp's URL type and is installed with it; parsing with it here means the
-# host that is checked is the host aiohttp connects to.
+# yarl is aiohttp's URL type and is installed with it. Parsing with it here makes the
+# host that is checked the same host that aiohttp connects to.
 from yarl import URL
 
 from ._errors import ConfigurationError, FieldError, RequestValidationError
@@ -43,10 +43,11 @@ _URL_CHARACTERS = re.compile(r"^[\x21-\x7e]+$")
 class Timeout:
     """Time limits in seconds.
 
-    ``connect`` bounds opening a connection (including TLS), ``read`` bounds each wait
-    for data from the server (so a server that stalls mid-body times out too), and
-    ``total`` is the deadline of a whole call: every attempt and every wait between
-    attempts. None of them may be ``None``: a call never waits forever.
+    ``connect`` bounds opening a connection, TLS included. ``read`` bounds each wait
+    for data from the server, so a server that stalls mid-body times out too.
+    ``total`` is the deadline of a whole call, which counts every attempt and every
+    wait between attempts. None of them may be ``None``, so a call never waits
+    forever.
     """
 
     connect: float = 10.0

@@ -424,7 +424,7 @@ class Producer:
             self.summary.skipped += len(chunk.lines)
             return
 
-        # Back-pressure: the queue holds at most max_queued_jobs jobs, running ones
+        # Back-pressure: the queue contains at most max_queued_jobs jobs, running ones
         # included, because arq removes a job from its queue only when it finishes.
         while not self.summary.stalled and (
             await self.pool.zcard(QUEUE_NAME) >= self.max_queued_jobs
@@ -450,7 +450,7 @@ class Producer:
         )
 
     async def _enqueue(self, chunk: _Chunk) -> None:
-        # enqueue_job returns None when arq already holds this job id, from an earlier
+        # enqueue_job returns None when arq already has this job id, from an earlier
         # producer run: a worker will run that one, so it is waited for the same way.
         await self.pool.enqueue_job(
             JOB_FUNCTION,
@@ -510,7 +510,7 @@ class Producer:
         if not self.in_flight:
             return
         numbers = list(self.in_flight)
-        # One transaction, so both answers describe the same moment. A worker sets the
+        # One transaction, so both results describe the same moment. A worker sets the
         # done bit before arq deletes the job, so "gone and not done" means lost.
         async with self.pool.pipeline(transaction=True) as pipe:
             for number in numbers:

@@ -2,7 +2,7 @@
 
 Every exception derives from ``HakunaError``. Errors from the API carry the request's
 method, path and idempotency key, so that a log line or a support ticket can name the
-exact call; none of them ever contains the API key.
+exact call. None of them contains the API key.
 """
 
 from __future__ import annotations
@@ -103,12 +103,6 @@ class APIError(HakunaError):
         self.idempotency_key = idempotency_key
         self.attempts = attempts
         super().__init__(message)
-
-    def _request_label(self) -> str:
-        label = f"{self.method} {self.path}"
-        if self.idempotency_key is not None:
-            label += f" (idempotency key {self.idempotency_key})"
-        return label
 
 
 class APIConnectionError(APIError):

@@ -88,6 +88,6 @@ class Journal:
                     continue
                 if record.event_id is not None:
                     self.confirmed.add(record.line)
-            # A kill in the middle of a write leaves a line without its newline; cut it
-            # off so that the next record starts on a line of its own.
+            # A kill in the middle of a write leaves a line without its newline. Cutting
+            # it off makes the next record start on a line of its own.
             journal.truncate(complete_until)

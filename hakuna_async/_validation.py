@@ -5,8 +5,8 @@ fields), but msgspec enforces them only when decoding. So a body is validated by
 encoding it once and decoding the bytes into the model: the same bytes are then sent,
 and an invalid value is reported with its JSON path, for example
 ``$.payload.line_items[0].quantity``. Rules that span several fields (a protection
-line must refer to a product of the same order) are checked here by hand; the sandbox
-server applies the same functions to what it receives.
+line must refer to a product of the same order) are checked here by hand. The sandbox
+server applies the same functions to the requests it receives.
 """
 
 from __future__ import annotations

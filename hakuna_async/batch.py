@@ -8,10 +8,9 @@ This is what ``hakuna-async publish`` runs, for use from Python::
     async with HakunaClient() as client:
         summary = await publish_jsonl(client, "orders.jsonl", results="results.jsonl")
 
-Run it again with ``resume=True`` after a crash or a kill: lines that the results
-file confirms are skipped, and the rest are published with the same derived
-idempotency keys, so events that were in flight when the first run died are not
-stored twice.
+Run it again with ``resume=True`` after a crash or a kill. Lines that the results
+file confirms are skipped. The rest are published with the same derived idempotency
+keys, so events that were in flight when the first run died are not stored twice.
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ class BatchSummary(msgspec.Struct, kw_only=True):
     ``published``: accepted by Hakuna; ``rejected``: invalid, never sent;
     ``failed``: sent but not accepted (an error status, or no response after the
     retries); ``skipped``: already confirmed by the results file of an earlier run;
-    ``valid``: lines that passed validation in a dry run; ``stopped``: why the run
-    stopped before the end of the input (a rejected API key, or the API out of
+    ``valid``: lines that passed validation in a dry run. ``stopped`` is the reason the
+    run stopped before the end of the input (a rejected API key, or the API out of
     reach), else ``None``.
     ``requests`` and ``retries`` count HTTP requests, ``throttled_seconds`` the time
     the batch was paused by 429 or 503 responses.
@@ -102,8 +101,8 @@ async def publish_jsonl(
 
     ``source`` is a path, ``"-"`` for standard input, or a binary file object with
     one JSON event per line (blank lines are skipped). ``results`` receives one
-    ``LineResult`` per event line as it arrives, flushed at once; with ``resume`` it
-    is also read first, and lines it confirms are skipped. ``dry_run`` only
+    ``LineResult`` per event line as it arrives, flushed at once. With ``resume`` it
+    is also read first, and the lines it confirms are skipped. ``dry_run`` only
     validates (``client`` may then be ``None``). ``on_result`` is called after each
     line, for progress displays. The other options are those of
     ``client.events.publish_many``.

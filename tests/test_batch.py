@@ -261,8 +261,8 @@ async def test_sigkill_then_resume_stores_each_event_once(
     first = await start_publisher(sandbox, source, results)
     await wait_for_results(results, kill_after, first)
     if hold_in_flight:
-        # The server holds the next requests, so the publisher dies with them in flight;
-        # they are stored after it died.
+        # The server delays the next requests, so the publisher dies with them in flight,
+        # and they are stored after it died.
         sandbox.faults.add(Delay(hold), path="/events", times=32)
         await wait_for_faults(sandbox, 16)
     if first.returncode is None:
@@ -496,3 +496,28 @@ async def test_429_window_pauses_then_completes(sandbox: SandboxServer) -> None:
     assert len(sandbox.events) == 300
     assert inside_window == []
     assert batch.throttled_seconds >= 2.0
+
+
+async def test_pressure_halves_once_per_pause() -> None:
+    from hakuna_async._pressure import BatchPressure
+
+    pressure = BatchPressure(max_concurrency=16)
+
+    for _ in range(10):
+        pressure.on_throttled(2.0)
+
+    assert pressure.limit == 8
+    assert pressure.throttle_count == 10
+    assert 2.0 <= pressure.throttled_seconds < 2.1
+
+
+async def test_pressure_recovers_one_slot_per_round() -> None:
+    from hakuna_async._pressure import BatchPressure
+
+    pressure = BatchPressure(max_concurrency=16)
+    pressure.on_throttled(0.0)
+
+    for _ in range(8):
+        pressure.on_success()
+
+    assert pressure.limit == 9

@@ -130,7 +130,7 @@ class PlanConnection(Struct, kw_only=True):
 
 class OrderPlanConnections(Struct, kw_only=True):
     """
-    Which product line items of an order are protected by which plan line items.
+    The pairs of product and protection line items of an order.
     """
 
     order_id: str
@@ -139,7 +139,7 @@ class OrderPlanConnections(Struct, kw_only=True):
 
 class CartPlanConnections(Struct, kw_only=True):
     """
-    Which product line items of a cart are protected by which plan line items.
+    The pairs of product and protection line items of a cart.
     """
 
     cart_id: str
@@ -271,7 +271,7 @@ class Checkout(Struct, kw_only=True):
 
 class ErrorDetail(Struct, kw_only=True):
     """
-    What failed: Hakuna's error code, a message and the invalid fields.
+    The failure: Hakuna's error code, a message and the invalid fields.
     """
 
     error_code: str | UnsetType = UNSET
@@ -318,7 +318,7 @@ class OrderCancelled(
 
 class LineItemsFulfilledPayload(Struct, kw_only=True, forbid_unknown_fields=True):
     """
-    Which units of which line items were fulfilled, and when.
+    The fulfilled units of an order's line items, and the time of fulfillment.
     """
 
     order_id: Identifier
@@ -328,7 +328,7 @@ class LineItemsFulfilledPayload(Struct, kw_only=True, forbid_unknown_fields=True
 
 class LineItemsRefundedPayload(Struct, kw_only=True, forbid_unknown_fields=True):
     """
-    Which units of which line items were refunded, and when.
+    The refunded units of an order's line items, and the time of the refund.
     """
 
     order_id: Identifier
@@ -338,7 +338,7 @@ class LineItemsRefundedPayload(Struct, kw_only=True, forbid_unknown_fields=True)
 
 class LineItemsCancelledPayload(Struct, kw_only=True, forbid_unknown_fields=True):
     """
-    Which units of which line items were cancelled, and when.
+    The cancelled units of an order's line items, and the time of cancellation.
     """
 
     order_id: Identifier
@@ -459,5 +459,5 @@ Event: TypeAlias = Annotated[
     | LineItemsRefunded
     | LineItemsCancelled
     | OrderCancelled,
-    Meta(description='One of the five order events, told apart by `type`.'),
+    Meta(description='One of the five order events, distinguished by `type`.'),
 ]

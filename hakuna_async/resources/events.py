@@ -74,7 +74,7 @@ class Events(Resource):
                     print(result.index, result.error)
 
         ``idempotency="derived"`` (the default) derives each event's key from its
-        content, so running the same input again publishes nothing twice;
+        content, so running the same input again publishes nothing twice.
         ``"random"`` sends a new random key per event. ``key_namespace`` fixes the
         namespace of derived keys (default: the API key's fingerprint and the base
         URL). A 429 or 503 pauses the whole batch for the server's wait and halves

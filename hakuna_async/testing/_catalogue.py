@@ -1,7 +1,7 @@
 """The sandbox's plan catalogue: which protection plan matches which product.
 
-Hakuna configures products and plans per merchant; the sandbox stands in with a small
-catalogue keyed by product category and price band. The sample data generator uses
+Hakuna configures products and plans per merchant. The sandbox replaces that with a
+small catalogue keyed by product category and price band. The sample data generator uses
 the same catalogue, so that its protection lines carry the plans the sandbox offers.
 """
 
